@@ -1,0 +1,244 @@
+// tensor.cpp: Storage allocation and Tensor views.
+#include "core/tensor.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/error.hpp"
+
+namespace bitgrad::core {
+
+namespace {
+constexpr size_t kAlignment = 64;
+
+// Calls f(flat_offset) for every element of a strided view, in row-major order.
+template <typename F>
+void for_each_offset(const Shape& shape, const Tensor::Strides& strides, int64_t base, F&& f) {
+  const int rank = shape.rank();
+  const int64_t n = shape.numel();
+  if (n == 0) return;
+  std::array<int64_t, kMaxRank> idx{};
+  int64_t off = base;
+  for (int64_t k = 0; k < n; ++k) {
+    f(off);
+    for (int d = rank - 1; d >= 0; --d) {
+      const auto ud = static_cast<size_t>(d);
+      ++idx[ud];
+      off += strides[ud];
+      if (idx[ud] < shape[d]) break;
+      off -= strides[ud] * shape[d];
+      idx[ud] = 0;
+    }
+  }
+}
+}  // namespace
+
+Storage::Storage(int64_t size) : size_(size) {
+  const size_t bytes = ((static_cast<size_t>(size) * sizeof(float) + kAlignment - 1) / kAlignment) *
+                       kAlignment;
+  data_ = static_cast<float*>(std::aligned_alloc(kAlignment, bytes == 0 ? kAlignment : bytes));
+  if (data_ == nullptr) throw std::bad_alloc();
+  std::memset(data_, 0, bytes == 0 ? kAlignment : bytes);
+}
+
+Storage::~Storage() { std::free(data_); }
+
+Tensor::Tensor(const Shape& shape)
+    : storage_(std::make_shared<Storage>(shape.numel())),
+      shape_(shape),
+      strides_(contiguous_strides(shape)) {}
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor t(shape);
+  std::fill(t.storage_->data(), t.storage_->data() + t.numel(), value);
+  return t;
+}
+
+Tensor Tensor::from(const Shape& shape, std::span<const float> values) {
+  check_lazy(static_cast<int64_t>(values.size()) == shape.numel(), [&] {
+    return "Tensor::from: shape " + shape.to_string() + " needs " + std::to_string(shape.numel()) +
+           " values, got " + std::to_string(values.size());
+  });
+  Tensor t(shape);
+  if (!values.empty()) std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::from(const Shape& shape, std::initializer_list<float> values) {
+  return from(shape, std::span<const float>(values.begin(), values.size()));
+}
+
+bool Tensor::is_contiguous() const {
+  const Strides c = contiguous_strides(shape_);
+  for (int i = 0; i < rank(); ++i) {
+    const auto ui = static_cast<size_t>(i);
+    if (shape_[i] != 1 && strides_[ui] != c[ui]) return false;
+  }
+  return true;
+}
+
+float* Tensor::data() {
+  assert(defined());
+  return storage_->data() + offset_;
+}
+
+const float* Tensor::data() const {
+  assert(defined());
+  return storage_->data() + offset_;
+}
+
+std::span<float> Tensor::span() {
+  assert(is_contiguous());
+  return {data(), static_cast<size_t>(numel())};
+}
+
+std::span<const float> Tensor::span() const {
+  assert(is_contiguous());
+  return {data(), static_cast<size_t>(numel())};
+}
+
+namespace {
+int64_t checked_offset(const Tensor& t, std::initializer_list<int64_t> index) {
+  check_lazy(t.defined(), [] { return std::string("Tensor::at: tensor is undefined"); });
+  check_lazy(static_cast<int>(index.size()) == t.rank(), [&] {
+    return "Tensor::at: expected " + std::to_string(t.rank()) + " indices for shape " +
+           t.shape().to_string() + ", got " + std::to_string(index.size());
+  });
+  int64_t off = 0;
+  int d = 0;
+  for (int64_t i : index) {
+    check_lazy(i >= 0 && i < t.dim(d), [&] {
+      return "Tensor::at: index " + std::to_string(i) + " out of range for axis " +
+             std::to_string(d) + " of shape " + t.shape().to_string();
+    });
+    off += i * t.strides()[static_cast<size_t>(d)];
+    ++d;
+  }
+  return off;
+}
+}  // namespace
+
+float Tensor::at(std::initializer_list<int64_t> index) const {
+  return data()[checked_offset(*this, index)];
+}
+
+void Tensor::set(std::initializer_list<int64_t> index, float value) {
+  data()[checked_offset(*this, index)] = value;
+}
+
+float Tensor::item() const {
+  check_lazy(defined() && numel() == 1, [&] {
+    return "Tensor::item: expected a one-element tensor, got shape " +
+           (defined() ? shape_.to_string() : std::string("<undefined>"));
+  });
+  return data()[0];
+}
+
+Tensor Tensor::clone() const {
+  if (!defined()) return {};
+  Tensor out(shape_);
+  float* dst = out.data();
+  const float* base = storage_->data();
+  if (is_contiguous()) {
+    std::memcpy(dst, data(), static_cast<size_t>(numel()) * sizeof(float));
+  } else {
+    for_each_offset(shape_, strides_, offset_, [&](int64_t off) { *dst++ = base[off]; });
+  }
+  return out;
+}
+
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+
+Tensor Tensor::reshape(std::initializer_list<int64_t> dims) const {
+  return reshape(std::span<const int64_t>(dims.begin(), dims.size()));
+}
+
+Tensor Tensor::reshape(std::span<const int64_t> dims) const {
+  std::vector<int64_t> d(dims.begin(), dims.end());
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (d[i] == -1) {
+      check(infer < 0, "reshape: at most one dimension may be -1");
+      infer = static_cast<int>(i);
+    } else {
+      known *= d[i];
+    }
+  }
+  if (infer >= 0 && known > 0 && numel() % known == 0) d[static_cast<size_t>(infer)] = numel() / known;
+  Shape target(d);
+  check_lazy(target.numel() == numel() && (infer < 0 || known > 0), [&] {
+    std::string req = "[";
+    for (size_t i = 0; i < dims.size(); ++i) req += (i ? ", " : "") + std::to_string(dims[i]);
+    return "reshape: cannot view shape " + shape_.to_string() + " (" + std::to_string(numel()) +
+           " elements) as " + req + "]";
+  });
+  Tensor out = contiguous();
+  out.shape_ = target;
+  out.strides_ = contiguous_strides(target);
+  return out;
+}
+
+Tensor Tensor::transpose(int a, int b) const {
+  Tensor out = *this;
+  const auto ua = static_cast<size_t>(shape_.axis(a));
+  const auto ub = static_cast<size_t>(shape_.axis(b));
+  std::swap(out.shape_[static_cast<int>(ua)], out.shape_[static_cast<int>(ub)]);
+  std::swap(out.strides_[ua], out.strides_[ub]);
+  return out;
+}
+
+Tensor Tensor::slice(int axis, int64_t start, int64_t end, int64_t step) const {
+  const int ax = shape_.axis(axis);
+  check_lazy(step >= 1, [&] { return "slice: expected step >= 1, got " + std::to_string(step); });
+  const int64_t n = shape_[ax];
+  auto clampi = [n](int64_t v) {
+    if (v < 0) v += n;
+    return std::clamp<int64_t>(v, 0, n);
+  };
+  start = clampi(start);
+  end = clampi(end);
+  const int64_t len = end > start ? (end - start + step - 1) / step : 0;
+  Tensor out = *this;
+  out.offset_ += start * strides_[static_cast<size_t>(ax)];
+  out.shape_[ax] = len;
+  out.strides_[static_cast<size_t>(ax)] *= step;
+  return out;
+}
+
+void Tensor::fill_(float value) {
+  float* base = storage_->data();
+  for_each_offset(shape_, strides_, offset_, [&](int64_t off) { base[off] = value; });
+}
+
+void Tensor::copy_(const Tensor& src) {
+  check_lazy(src.shape() == shape_, [&] {
+    return "copy_: expected source shape " + shape_.to_string() + ", got " +
+           src.shape().to_string();
+  });
+  const Tensor s = src.contiguous();
+  const float* p = s.data();
+  float* base = storage_->data();
+  for_each_offset(shape_, strides_, offset_, [&](int64_t off) { base[off] = *p++; });
+}
+
+std::vector<float> Tensor::to_vector() const {
+  if (!defined()) return {};
+  const Tensor c = contiguous();
+  return {c.data(), c.data() + c.numel()};
+}
+
+std::string Tensor::to_string(int max_values) const {
+  if (!defined()) return "Tensor(<undefined>)";
+  std::string s = "Tensor(" + shape_.to_string() + ", [";
+  const std::vector<float> v = to_vector();
+  for (size_t i = 0; i < v.size() && static_cast<int>(i) < max_values; ++i)
+    s += (i ? ", " : "") + std::to_string(v[i]);
+  if (static_cast<int>(v.size()) > max_values) s += ", ...";
+  return s + "])";
+}
+
+}  // namespace bitgrad::core

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# setup.sh: install every Debian package bitgrad needs to build, test, benchmark and run its demo.
+# Idempotent: packages already present are skipped, and `apt-get update` runs at most once per call.
+# Set BITGRAD_SETUP_TORCH=0 to skip PyTorch (only needed to regenerate golden files and for side-by-side
+# benchmarks).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libeigen3-dev libtbb-dev libxsimd-dev xtl-dev
+  catch2 libbenchmark-dev zlib1g-dev
+  dataset-fashion-mnist
+)
+if [[ "${BITGRAD_SETUP_TORCH:-1}" != "0" ]]; then
+  packages+=(python3-torch python3-numpy libopenblas0-openmp)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo_cmd=()
+if [[ "$(id -u)" != "0" ]]; then sudo_cmd=(sudo); fi
+echo "setup: installing ${missing[*]}"
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
