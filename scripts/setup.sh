@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh: install every Debian package bitgrad needs to build, test, benchmark and run its demo.
 # Idempotent: packages already present are skipped, and `apt-get update` runs at most once per call.
-# Set BITGRAD_SETUP_TORCH=0 to skip PyTorch (only needed to regenerate golden files and for side-by-side
-# benchmarks).
+# `setup.sh --torch` also installs Debian's PyTorch (python3-torch) and OpenBLAS (OpenMP build), needed
+# only to regenerate the golden test fixtures and for side-by-side benchmarks against PyTorch.
 set -euo pipefail
 
 packages=(
@@ -11,7 +11,7 @@ packages=(
   catch2 libbenchmark-dev zlib1g-dev
   dataset-fashion-mnist
 )
-if [[ "${BITGRAD_SETUP_TORCH:-1}" != "0" ]]; then
+if [[ "${1:-}" == "--torch" ]]; then
   packages+=(python3-torch python3-numpy libopenblas0-openmp)
 fi
 
