@@ -4,7 +4,7 @@
 // {"key": "string value"}}, then the raw little-endian data. Supported dtypes: F32, F16, I32, I64, U8.
 // Reading validates everything (header length, JSON, dtypes, shapes, offsets in bounds, no overlap,
 // no gaps, sizes = numel * dtype size) and throws bitgrad::Error naming the file and the fault; it
-// never crashes on a malformed file. Writing goes to "<path>.tmp" and renames, so a failed write never
+// never crashes on a malformed file. Writing goes to "<path>.tmp.<pid>.<n>" and renames, so a failed write never
 // leaves a half-written file.
 #pragma once
 
