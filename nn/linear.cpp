@@ -1,0 +1,31 @@
+// linear.cpp: Linear construction (PyTorch default init) and forward.
+#include "nn/linear.hpp"
+
+#include <string>
+
+#include "core/error.hpp"
+#include "nn/init.hpp"
+
+namespace bitgrad::nn {
+
+Linear::Linear(const LinearConfig& config, core::Rng& rng) : Module("Linear"), config_(config) {
+  check_lazy(config.in_features > 0 && config.out_features > 0, [&] {
+    return "Linear: expected positive in/out features, got in=" +
+           std::to_string(config.in_features) + " out=" + std::to_string(config.out_features);
+  });
+  weight_ = Variable(Tensor(core::Shape{config.out_features, config.in_features}), true);
+  if (config.bias) bias_ = Variable(Tensor(core::Shape{config.out_features}), true);
+  default_init_(weight_, &bias_, rng);
+  register_parameter("weight", weight_, ParamKind::kWeight);
+  if (config.bias) register_parameter("bias", bias_, ParamKind::kBias);
+}
+
+Variable Linear::forward(const Variable& x) const {
+  check_lazy(x.rank() == 2 && x.dim(1) == config_.in_features, [&] {
+    return "Linear: expected input [N, " + std::to_string(config_.in_features) + "], got " +
+           x.shape().to_string();
+  });
+  return autograd::linear(x, weight_, bias_);
+}
+
+}  // namespace bitgrad::nn
