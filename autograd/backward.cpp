@@ -2,9 +2,11 @@
 // build_topo without recursion, so deep graphs cannot overflow the stack), then one backward call per
 // node with gradients summed (+=) per input, so a value used twice gets both contributions.
 #include <cassert>
+#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "autograd/variable.hpp"
 #include "core/error.hpp"
@@ -39,6 +41,27 @@ void accumulate_leaf(Tensor& grad, const Tensor& g) {
   if (!grad.defined()) grad = g.clone();
   else core::axpy_(grad, 1.0f, g);
 }
+
+// Freeing a graph through plain shared_ptr destructors recurses once per level (node -> input ->
+// its node -> ...) and overflows the stack on deep chains. This deleter unlinks inputs that only
+// this node keeps alive and frees their nodes from a work list, so each delete is shallow.
+struct NodeDeleter {
+  void operator()(Node* node) const {
+    std::vector<std::shared_ptr<Node>> pending;
+    auto unlink = [&pending](Node& n) {
+      for (auto& in : n.inputs)
+        if (in && in.use_count() == 1 && in->node) pending.push_back(std::move(in->node));
+      n.inputs.clear();
+    };
+    unlink(*node);
+    delete node;
+    while (!pending.empty()) {
+      std::shared_ptr<Node> next = std::move(pending.back());
+      pending.pop_back();
+      if (next.use_count() == 1) unlink(*next);
+    }  // `next` is released here with its inputs already unlinked
+  }
+};
 }  // namespace
 
 Variable::Variable(Tensor value, bool requires_grad)
@@ -62,7 +85,7 @@ Variable make_node(Tensor value, const std::vector<Variable>& inputs, std::strin
     for (const Variable& v : inputs) any = any || v.requires_grad();
   Variable out(std::move(value), any);
   if (!any) return out;
-  auto node = std::make_shared<Node>();
+  std::shared_ptr<Node> node(new Node, NodeDeleter{});
   node->name = std::string(name);
   node->inputs.reserve(inputs.size());
   for (const Variable& v : inputs) node->inputs.push_back(v.impl());

@@ -1,7 +1,8 @@
 // elementwise.cpp: broadcasting binary ops, scalar ops, unary math and activations, each forward
 // beside its backward (autograd/ops.hpp documents the formulas).
-// Same-shape operands run as one flat loop, split across oneTBB threads above kParallelMin elements;
-// broadcasting operands fall back to core's strided kernels. Not here: reductions, losses, shape ops.
+// Same-shape operands run as one flat loop, split across oneTBB threads above kParallelMin
+// elements; broadcasting operands fall back to core's strided kernels. Not here: reductions,
+// losses, shape ops.
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -81,13 +82,13 @@ Tensor t_scale(const Tensor& a, float s) {
 
 }  // namespace
 
-// ---- binary ---------------------------------------------------------------------------------------
+// ---- binary -------------------------------------------------------------------------------------
 
 Variable add(const Variable& a, const Variable& b) {
   Tensor y = t_add(a.value(), b.value());
   return make_node(std::move(y), {a, b}, "add",
-                   [sa = a.shape(), sb = b.shape()](const Tensor& g, const std::vector<bool>& needs)
-                       -> std::vector<Tensor> {
+                   [sa = a.shape(), sb = b.shape()](
+                       const Tensor& g, const std::vector<bool>& needs) -> std::vector<Tensor> {
                      return {needs[0] ? core::sum_to(g, sa) : Tensor(),
                              needs[1] ? core::sum_to(g, sb) : Tensor()};
                    });
@@ -96,8 +97,8 @@ Variable add(const Variable& a, const Variable& b) {
 Variable sub(const Variable& a, const Variable& b) {
   Tensor y = t_sub(a.value(), b.value());
   return make_node(std::move(y), {a, b}, "sub",
-                   [sa = a.shape(), sb = b.shape()](const Tensor& g, const std::vector<bool>& needs)
-                       -> std::vector<Tensor> {
+                   [sa = a.shape(), sb = b.shape()](
+                       const Tensor& g, const std::vector<bool>& needs) -> std::vector<Tensor> {
                      return {needs[0] ? core::sum_to(g, sa) : Tensor(),
                              needs[1] ? t_scale(core::sum_to(g, sb), -1.0f) : Tensor()};
                    });
@@ -106,8 +107,8 @@ Variable sub(const Variable& a, const Variable& b) {
 Variable mul(const Variable& a, const Variable& b) {
   Tensor y = t_mul(a.value(), b.value());
   return make_node(std::move(y), {a, b}, "mul",
-                   [va = a.value(), vb = b.value()](const Tensor& g, const std::vector<bool>& needs)
-                       -> std::vector<Tensor> {
+                   [va = a.value(), vb = b.value()](
+                       const Tensor& g, const std::vector<bool>& needs) -> std::vector<Tensor> {
                      return {needs[0] ? core::sum_to(t_mul(g, vb), va.shape()) : Tensor(),
                              needs[1] ? core::sum_to(t_mul(g, va), vb.shape()) : Tensor()};
                    });
@@ -116,8 +117,8 @@ Variable mul(const Variable& a, const Variable& b) {
 Variable div(const Variable& a, const Variable& b) {
   Tensor y = t_div(a.value(), b.value());
   return make_node(std::move(y), {a, b}, "div",
-                   [va = a.value(), vb = b.value()](const Tensor& g, const std::vector<bool>& needs)
-                       -> std::vector<Tensor> {
+                   [va = a.value(), vb = b.value()](
+                       const Tensor& g, const std::vector<bool>& needs) -> std::vector<Tensor> {
                      Tensor da, db;
                      if (needs[0]) da = core::sum_to(t_div(g, vb), va.shape());
                      if (needs[1]) {
@@ -129,14 +130,13 @@ Variable div(const Variable& a, const Variable& b) {
                    });
 }
 
-// ---- scalar ---------------------------------------------------------------------------------------
+// ---- scalar -------------------------------------------------------------------------------------
 
 Variable add_scalar(const Variable& x, float s) {
   Tensor y = map_par(x.value(), [s](float v) { return v + s; });
-  return make_node(std::move(y), {x}, "add_scalar",
-                   [](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-                     return {g};
-                   });
+  return make_node(
+      std::move(y), {x}, "add_scalar",
+      [](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> { return {g}; });
 }
 
 Variable scale(const Variable& x, float s) {
@@ -155,7 +155,7 @@ Variable neg(const Variable& x) {
                    });
 }
 
-// ---- unary math -----------------------------------------------------------------------------------
+// ---- unary math ---------------------------------------------------------------------------------
 
 Variable exp(const Variable& x) {
   Tensor y = map_par(x.value(), [](float v) { return std::exp(v); });
@@ -167,9 +167,11 @@ Variable exp(const Variable& x) {
 
 Variable log(const Variable& x) {
   Tensor y = map_par(x.value(), [](float v) { return std::log(v); });
-  return make_node(std::move(y), {x}, "log",
-                   [vx = x.value()](const Tensor& g, const std::vector<bool>&)
-                       -> std::vector<Tensor> { return {t_div(g, vx)}; });
+  return make_node(
+      std::move(y), {x}, "log",
+      [vx = x.value()](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {t_div(g, vx)};
+      });
 }
 
 Variable sqrt(const Variable& x) {
@@ -182,34 +184,34 @@ Variable sqrt(const Variable& x) {
 
 Variable pow(const Variable& x, float exponent) {
   Tensor y = map_par(x.value(), [exponent](float v) { return std::pow(v, exponent); });
-  return make_node(std::move(y), {x}, "pow",
-                   [vx = x.value(), exponent](const Tensor& g, const std::vector<bool>&)
-                       -> std::vector<Tensor> {
-                     return {zip_par(g, vx, [exponent](float gv, float xv) {
-                       return gv * exponent * std::pow(xv, exponent - 1.0f);
-                     })};
-                   });
+  return make_node(
+      std::move(y), {x}, "pow",
+      [vx = x.value(), exponent](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {zip_par(g, vx, [exponent](float gv, float xv) {
+          return gv * exponent * std::pow(xv, exponent - 1.0f);
+        })};
+      });
 }
 
 Variable abs(const Variable& x) {
   Tensor y = map_par(x.value(), [](float v) { return std::fabs(v); });
-  return make_node(std::move(y), {x}, "abs",
-                   [vx = x.value()](const Tensor& g, const std::vector<bool>&)
-                       -> std::vector<Tensor> {
-                     return {zip_par(g, vx, [](float gv, float xv) {
-                       return xv > 0.0f ? gv : (xv < 0.0f ? -gv : 0.0f);
-                     })};
-                   });
+  return make_node(
+      std::move(y), {x}, "abs",
+      [vx = x.value()](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {zip_par(
+            g, vx, [](float gv, float xv) { return xv > 0.0f ? gv : (xv < 0.0f ? -gv : 0.0f); })};
+      });
 }
 
 Variable sign(const Variable& x) {
-  Tensor y = map_par(x.value(), [](float v) {
-    return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
-  });
+  Tensor y =
+      map_par(x.value(), [](float v) { return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f); });
   // The true derivative is zero almost everywhere; returned explicitly so grad() is defined.
-  return make_node(std::move(y), {x}, "sign",
-                   [sx = x.shape()](const Tensor&, const std::vector<bool>&)
-                       -> std::vector<Tensor> { return {Tensor(sx)}; });
+  return make_node(
+      std::move(y), {x}, "sign",
+      [sx = x.shape()](const Tensor&, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {Tensor(sx)};
+      });
 }
 
 Variable clamp(const Variable& x, float lo, float hi) {
@@ -217,13 +219,12 @@ Variable clamp(const Variable& x, float lo, float hi) {
     return "clamp: expected lo <= hi, got lo=" + std::to_string(lo) + " hi=" + std::to_string(hi);
   });
   Tensor y = map_par(x.value(), [lo, hi](float v) { return v < lo ? lo : (v > hi ? hi : v); });
-  return make_node(std::move(y), {x}, "clamp",
-                   [vx = x.value(), lo, hi](const Tensor& g, const std::vector<bool>&)
-                       -> std::vector<Tensor> {
-                     return {zip_par(g, vx, [lo, hi](float gv, float xv) {
-                       return (xv >= lo && xv <= hi) ? gv : 0.0f;
-                     })};
-                   });
+  return make_node(
+      std::move(y), {x}, "clamp",
+      [vx = x.value(), lo, hi](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {zip_par(
+            g, vx, [lo, hi](float gv, float xv) { return (xv >= lo && xv <= hi) ? gv : 0.0f; })};
+      });
 }
 
 Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
@@ -245,60 +246,57 @@ Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
       for (int64_t i = lo; i < hi; ++i) o[i] = m[i] != 0.0f ? pa[i] : pb[i];
     });
   }
-  return make_node(std::move(y), {a, b}, "where",
-                   [mask, sa = a.shape(), sb = b.shape()](const Tensor& g,
-                                                          const std::vector<bool>& needs)
-                       -> std::vector<Tensor> {
-                     Tensor da, db;
-                     if (needs[0])
-                       da = core::sum_to(
-                           zip_par(g, mask, [](float gv, float m) { return m != 0.0f ? gv : 0.0f; }),
-                           sa);
-                     if (needs[1])
-                       db = core::sum_to(
-                           zip_par(g, mask, [](float gv, float m) { return m != 0.0f ? 0.0f : gv; }),
-                           sb);
-                     return {da, db};
-                   });
+  return make_node(
+      std::move(y), {a, b}, "where",
+      [mask, sa = a.shape(), sb = b.shape()](
+          const Tensor& g, const std::vector<bool>& needs) -> std::vector<Tensor> {
+        Tensor da, db;
+        if (needs[0])
+          da = core::sum_to(
+              zip_par(g, mask, [](float gv, float m) { return m != 0.0f ? gv : 0.0f; }), sa);
+        if (needs[1])
+          db = core::sum_to(
+              zip_par(g, mask, [](float gv, float m) { return m != 0.0f ? 0.0f : gv; }), sb);
+        return {da, db};
+      });
 }
 
-// ---- activations ----------------------------------------------------------------------------------
+// ---- activations --------------------------------------------------------------------------------
 
 Variable relu(const Variable& x) {
   Tensor y = map_par(x.value(), [](float v) { return v > 0.0f ? v : 0.0f; });
   // y > 0 exactly where x > 0, so the output alone is saved.
-  return make_node(y, {x}, "relu",
-                   [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-                     return {zip_par(g, y, [](float gv, float yv) { return yv > 0.0f ? gv : 0.0f; })};
-                   });
+  return make_node(
+      y, {x}, "relu", [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {zip_par(g, y, [](float gv, float yv) { return yv > 0.0f ? gv : 0.0f; })};
+      });
 }
 
 Variable leaky_relu(const Variable& x, float slope) {
   Tensor y = map_par(x.value(), [slope](float v) { return v > 0.0f ? v : slope * v; });
-  return make_node(std::move(y), {x}, "leaky_relu",
-                   [vx = x.value(), slope](const Tensor& g, const std::vector<bool>&)
-                       -> std::vector<Tensor> {
-                     return {zip_par(g, vx, [slope](float gv, float xv) {
-                       return xv > 0.0f ? gv : slope * gv;
-                     })};
-                   });
+  return make_node(
+      std::move(y), {x}, "leaky_relu",
+      [vx = x.value(), slope](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {
+            zip_par(g, vx, [slope](float gv, float xv) { return xv > 0.0f ? gv : slope * gv; })};
+      });
 }
 
 Variable tanh(const Variable& x) {
   Tensor y = map_par(x.value(), [](float v) { return std::tanh(v); });
-  return make_node(y, {x}, "tanh",
-                   [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-                     return {zip_par(g, y, [](float gv, float yv) { return gv * (1.0f - yv * yv); })};
-                   });
+  return make_node(
+      y, {x}, "tanh", [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {zip_par(g, y, [](float gv, float yv) { return gv * (1.0f - yv * yv); })};
+      });
 }
 
 Variable sigmoid(const Variable& x) {
   // exp(-v) overflows to inf for very negative v, giving exactly 0; never NaN.
   Tensor y = map_par(x.value(), [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
-  return make_node(y, {x}, "sigmoid",
-                   [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-                     return {zip_par(g, y, [](float gv, float yv) { return gv * yv * (1.0f - yv); })};
-                   });
+  return make_node(
+      y, {x}, "sigmoid", [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+        return {zip_par(g, y, [](float gv, float yv) { return gv * yv * (1.0f - yv); })};
+      });
 }
 
 }  // namespace bitgrad::autograd
