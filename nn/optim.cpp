@@ -7,6 +7,15 @@
 
 namespace bitgrad::nn {
 
+std::vector<ParamGroup> decay_groups(const Module& module, float weight_decay) {
+  const ParameterGroups named = module.parameter_groups();
+  std::vector<ParamGroup> groups(2);
+  groups[0].weight_decay = weight_decay;
+  for (const NamedParameter& p : named.decay) groups[0].params.push_back(p.variable);
+  for (const NamedParameter& p : named.no_decay) groups[1].params.push_back(p.variable);
+  return groups;
+}
+
 Sgd::Sgd(std::vector<ParamGroup> groups, const SgdOptions& options)
     : groups_(std::move(groups)), options_(options) {
   check(options.lr >= 0.0f, "Sgd: expected lr >= 0");

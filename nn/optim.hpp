@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "autograd/variable.hpp"
+#include "nn/module.hpp"
 
 namespace bitgrad::nn {
 
@@ -17,6 +18,10 @@ struct ParamGroup {
   float weight_decay = 0.0f;
   float lr_scale = 1.0f;  // this group's lr = optimizer lr * lr_scale
 };
+
+// Two groups from a module: conv/linear weights with `weight_decay`, and BN scales/shifts and biases
+// without decay (Module::parameter_groups decides which is which).
+std::vector<ParamGroup> decay_groups(const Module& module, float weight_decay);
 
 struct SgdOptions {
   float lr = 0.1f;

@@ -1,0 +1,12 @@
+// commands.hpp: the subcommands of the bitgrad tool. Each takes the arguments after its name, returns
+// the process exit code, and throws bitgrad::Error for bad input (main prints it as one line).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bitgrad::apps {
+
+int run_demo(const std::vector<std::string>& argv);
+
+}  // namespace bitgrad::apps

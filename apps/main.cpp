@@ -1,0 +1,44 @@
+// main.cpp: the bitgrad command-line tool: dispatches to a subcommand and turns bitgrad::Error into one
+// line on stderr and exit code 1 (2 for usage errors).
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "apps/commands.hpp"
+#include "core/error.hpp"
+#include "core/threads.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: bitgrad <command> [options]\n"
+    "commands:\n"
+    "  demo      train a ResNet on Fashion-MNIST, evaluate, save and reload it\n"
+    "  help      show this help\n"
+    "Run 'bitgrad <command> --help' for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    bitgrad::core::init_threads_from_env();
+    if (command == "demo") return bitgrad::apps::run_demo(rest);
+    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: demo, help)\n",
+                 command.c_str());
+    return 2;
+  } catch (const bitgrad::Error& e) {
+    std::fprintf(stderr, "bitgrad: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bitgrad: internal error: %s\n", e.what());
+    return 1;
+  }
+}
