@@ -87,12 +87,15 @@ struct BatchNormOptions {
 };
 // x [N, C] or [N, C, H, W]; gamma, beta [C]; running_mean, running_var [C] are updated in place when
 // training (running_var with the unbiased batch variance, as PyTorch does). Normalises with the
-// biased batch variance in training, the running statistics in eval.
+// biased batch variance in training, the running statistics in eval. Undefined gamma/beta mean 1 and 0
+// (no affine); undefined running statistics in training mean "do not track". Training needs more than
+// one value per channel (N*H*W > 1), else Error.
 Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
                     Tensor& running_mean, Tensor& running_var, const BatchNormOptions& options);
 
 // ---- pooling and resampling (ops/pool.cpp) --------------------------------------------------------
 // x [N, C, H, W]. avg_pool2d counts padded zeros in the divisor (PyTorch count_include_pad=true).
+// Both windowed pools need padding <= kernel/2 (PyTorch's rule), else Error.
 Variable avg_pool2d(const Variable& x, int kernel, int stride, int padding = 0);
 // Padding is -inf; the gradient goes to the first maximal element of each window.
 Variable max_pool2d(const Variable& x, int kernel, int stride, int padding = 0);

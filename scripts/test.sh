@@ -22,4 +22,5 @@ cmake --install "$build" --prefix "$prefix" > /dev/null
 cmake -S tests/consumer -B "$build/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build/consumer" -j "$jobs"
 "$build/consumer/bitgrad_consumer"
+bash scripts/loc.sh
 echo "test.sh: all tests passed and the find_package(bitgrad) consumer built and ran"
