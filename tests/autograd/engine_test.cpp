@@ -11,9 +11,12 @@
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "core/tensor_ops.hpp"
+#include "test_util.hpp"
 
 namespace bitgrad::autograd {
 namespace {
+
+using test::error_message;
 
 Variable leaf(const Shape& shape, std::initializer_list<float> v, bool requires_grad = true) {
   return Variable(Tensor::from(shape, v), requires_grad);
@@ -24,17 +27,6 @@ void check_values(const Tensor& t, const std::vector<float>& expected) {
   const std::vector<float> got = t.to_vector();
   REQUIRE(got.size() == expected.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(expected[i]).margin(1e-6));
-}
-
-template <typename F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected bitgrad::Error");
-  return {};
 }
 
 bool contains(const std::string& s, const std::string& part) {

@@ -13,6 +13,7 @@
 #include "autograd/gradcheck.hpp"
 #include "core/error.hpp"
 #include "core/tensor_ops.hpp"
+#include "test_util.hpp"
 
 namespace bitgrad::test {
 
@@ -431,17 +432,6 @@ void check_close(const Tensor& t, const std::vector<float>& expected, float tol 
   const std::vector<float> got = t.to_vector();
   REQUIRE(got.size() == expected.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(expected[i]).margin(tol));
-}
-
-template <typename F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected bitgrad::Error");
-  return {};
 }
 
 }  // namespace

@@ -15,9 +15,12 @@
 #include "core/tensor.hpp"
 #include "core/tensor_ops.hpp"
 #include "core/threads.hpp"
+#include "test_util.hpp"
 
 namespace bitgrad::core {
 namespace {
+
+using test::error_message;
 
 // 0, 1, 2, ... in the given shape.
 Tensor arange(const Shape& shape) {
@@ -27,18 +30,6 @@ Tensor arange(const Shape& shape) {
 }
 
 std::vector<float> values(std::initializer_list<float> v) { return v; }
-
-// The message of the Error thrown by f (fails the test when nothing is thrown).
-template <typename F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected bitgrad::Error");
-  return {};
-}
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "datasets/idx.hpp"
+#include "test_util.hpp"
 
 namespace bitgrad::test {
 namespace {
@@ -25,27 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using datasets::IdxArray;
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("bitgrad_idx_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // An IDX image: magic (big-endian, element type u8), big-endian dims, payload.
 std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims,
