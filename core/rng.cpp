@@ -78,6 +78,18 @@ std::vector<int64_t> Rng::permutation(int64_t n) {
 
 Rng Rng::split() { return Rng(next_u64()); }
 
+RngState Rng::state() const {
+  return RngState{{s_[0], s_[1], s_[2], s_[3]}, has_spare_, spare_};
+}
+
+void Rng::set_state(const RngState& state) {
+  check((state.words[0] | state.words[1] | state.words[2] | state.words[3]) != 0,
+        "Rng::set_state: expected a state with a non-zero word, got all four words zero");
+  for (size_t i = 0; i < 4; ++i) s_[i] = state.words[i];
+  has_spare_ = state.has_spare;
+  spare_ = state.has_spare ? state.spare : 0.0f;
+}
+
 Tensor Rng::uniform_tensor(const Shape& shape, float lo, float hi) {
   Tensor t(shape);
   for (float& v : t.span()) v = uniform(lo, hi);

@@ -4,12 +4,21 @@
 // Not thread-safe: give each thread its own Rng (see split()).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "core/tensor.hpp"
 
 namespace bitgrad::core {
+
+// Everything that determines an Rng's future output: the xoshiro256** words and the cached second
+// Box-Muller normal. Saved in training checkpoints so that a resumed run draws the same stream.
+struct RngState {
+  std::array<uint64_t, 4> words{};
+  bool has_spare = false;  // normal() returns `spare` next without drawing
+  float spare = 0.0f;
+};
 
 class Rng {
  public:
@@ -30,6 +39,12 @@ class Rng {
   std::vector<int64_t> permutation(int64_t n);
   // A new generator whose stream is independent of this one (for per-thread or per-epoch use).
   Rng split();
+
+  // The complete state; Rng r2(0); r2.set_state(r.state()) makes r2 continue exactly as r would.
+  RngState state() const;
+  // Throws Error when all four words are zero (xoshiro256**'s one invalid state, which would only
+  // ever produce zeros; seeding never yields it, so such a state is corrupt).
+  void set_state(const RngState& state);
 
   // Tensors filled from this generator, in row-major order.
   Tensor uniform_tensor(const Shape& shape, float lo, float hi);
