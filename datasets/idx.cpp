@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 #include <span>
+#include <utility>
 
 #include "core/error.hpp"
 #include "core/file_io.hpp"
@@ -199,12 +200,22 @@ IdxArray read_idx(const std::string& path) {
   return out;
 }
 
-ImageSet load_mnist_like(const std::string& dir, bool train) {
+namespace {
+
+// A validated MNIST-like split with u8 pixels.
+struct RawSplit {
+  IdxArray images;  // [N, rows, cols]
+  std::vector<int64_t> labels;
+};
+
+RawSplit read_split(const std::string& dir, bool train) {
   const std::string prefix = train ? "train" : "t10k";
   const std::string images_path = find_split_file(dir, prefix, "images", "idx3");
   const std::string labels_path = find_split_file(dir, prefix, "labels", "idx1");
-  const IdxArray images = read_idx(images_path);
+  RawSplit split;
+  split.images = read_idx(images_path);
   const IdxArray labels = read_idx(labels_path);
+  const IdxArray& images = split.images;
   check_lazy(images.shape.size() == 3, [&] {
     return "load_mnist_like: '" + images_path +
            "' should hold images [N, rows, cols], found dims " + dims_string(images.shape);
@@ -217,24 +228,61 @@ ImageSet load_mnist_like(const std::string& dir, bool train) {
     return "load_mnist_like: " + std::to_string(images.shape[0]) + " images in '" + images_path +
            "' but " + std::to_string(labels.shape[0]) + " labels in '" + labels_path + "'";
   });
-
-  ImageSet set;
-  set.classes = 10;
-  set.labels.reserve(labels.data.size());
+  split.labels.reserve(labels.data.size());
   for (size_t i = 0; i < labels.data.size(); ++i) {
     const int64_t label = labels.data[i];
-    check_lazy(label < set.classes, [&] {
+    check_lazy(label < 10, [&] {
       return "load_mnist_like: label " + std::to_string(label) + " at index " + std::to_string(i) +
              " in '" + labels_path + "' is not in [0, 10)";
     });
-    set.labels.push_back(label);
+    split.labels.push_back(label);
   }
-  set.images = core::Tensor(core::Shape{images.shape[0], 1, images.shape[1], images.shape[2]});
+  return split;
+}
+
+Dataset to_dataset(RawSplit split, std::string name, std::vector<std::string> class_names,
+                   float mean, float stddev) {
+  Dataset set;
+  set.name = std::move(name);
+  set.count = split.images.shape[0];
+  set.channels = 1;
+  set.height = split.images.shape[1];
+  set.width = split.images.shape[2];
+  set.classes = 10;
+  set.pixels = std::move(split.images.data);
+  set.labels = std::move(split.labels);
+  set.class_names = std::move(class_names);
+  set.mean = {mean};
+  set.stddev = {stddev};
+  return set;
+}
+
+}  // namespace
+
+ImageSet load_mnist_like(const std::string& dir, bool train) {
+  const RawSplit split = read_split(dir, train);
+  ImageSet set;
+  set.classes = 10;
+  set.labels = split.labels;
+  const std::vector<int64_t>& shape = split.images.shape;
+  set.images = core::Tensor(core::Shape{shape[0], 1, shape[1], shape[2]});
   float* dst = set.images.data();
-  for (size_t i = 0; i < images.data.size(); ++i) {
-    dst[i] = static_cast<float>(images.data[i]) / 255.0f;
+  for (size_t i = 0; i < split.images.data.size(); ++i) {
+    dst[i] = static_cast<float>(split.images.data[i]) / 255.0f;
   }
   return set;
+}
+
+Dataset load_mnist(const std::string& dir, Split split) {
+  return to_dataset(read_split(dir, split == Split::kTrain), "mnist",
+                    {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}, 0.1307f, 0.3081f);
+}
+
+Dataset load_fashion_mnist(const std::string& dir, Split split) {
+  return to_dataset(read_split(dir, split == Split::kTrain), "fashion-mnist",
+                    {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"},
+                    0.2860f, 0.3530f);
 }
 
 }  // namespace bitgrad::datasets

@@ -1,5 +1,5 @@
 // idx.hpp: the IDX file format of MNIST and Fashion-MNIST (raw or gzipped), and loading a whole
-// MNIST-like split as float images plus integer labels.
+// MNIST-like split, as a Dataset (u8 pixels) or as float images plus integer labels.
 // Not here: other IDX element types (only unsigned bytes), batching, shuffling or augmentation.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.hpp"
+#include "datasets/dataset.hpp"
 
 namespace bitgrad::datasets {
 
@@ -41,5 +42,13 @@ struct ImageSet {
 // Throws Error when a file is missing (listing the names tried), when the images are not rank 3 or
 // the labels not rank 1, when the counts differ, or when a label is >= 10.
 ImageSet load_mnist_like(const std::string& dir, bool train);
+
+// The same files as load_mnist_like, as Dataset "mnist" / "fashion-mnist": [N, 1, 28, 28] u8
+// pixels, 10 classes, with the same lookup and errors. Class names: "0" .. "9" for MNIST;
+// "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+// "Ankle boot" for Fashion-MNIST. mean/stddev: 0.1307/0.3081 (MNIST), 0.2860/0.3530
+// (Fashion-MNIST).
+Dataset load_mnist(const std::string& dir, Split split);
+Dataset load_fashion_mnist(const std::string& dir, Split split);
 
 }  // namespace bitgrad::datasets
