@@ -39,19 +39,19 @@ void Args::parse(const std::vector<std::string>& argv) {
     }
     const auto it = specs_.find(name);
     check_lazy(it != specs_.end(), [&] {
-      return "bitgrad " + command_ + ": unknown option '--" + name + "' (see bitgrad " + command_ +
+      return command_ + ": unknown option '--" + name + "' (see bitgrad " + command_ +
              " --help)";
     });
     if (it->second.is_flag) {
       check_lazy(!has_value, [&] {
-        return "bitgrad " + command_ + ": option '--" + name + "' takes no value, got '" + value + "'";
+        return command_ + ": option '--" + name + "' takes no value, got '" + value + "'";
       });
       values_[name] = "1";
       continue;
     }
     if (!has_value) {
       check_lazy(i + 1 < argv.size(), [&] {
-        return "bitgrad " + command_ + ": option '--" + name + "' expects a value (" +
+        return command_ + ": option '--" + name + "' expects a value (" +
                it->second.value_name + ")";
       });
       value = argv[++i];
@@ -74,7 +74,7 @@ int64_t Args::integer(const std::string& name, int64_t min, int64_t max) const {
   char* end = nullptr;
   const long long x = std::strtoll(v.c_str(), &end, 10);
   check_lazy(!v.empty() && end != nullptr && *end == '\0' && errno == 0 && x >= min && x <= max, [&] {
-    return "bitgrad " + command_ + ": --" + name + " expects an integer in [" + std::to_string(min) +
+    return command_ + ": --" + name + " expects an integer in [" + std::to_string(min) +
            ", " + std::to_string(max) + "], got '" + v + "'";
   });
   return x;
@@ -86,7 +86,7 @@ double Args::number(const std::string& name, double min, double max) const {
   const double x = std::strtod(v.c_str(), &end);
   check_lazy(!v.empty() && end != nullptr && *end == '\0' && std::isfinite(x) && x >= min && x <= max,
              [&] {
-               return "bitgrad " + command_ + ": --" + name + " expects a number in [" +
+               return command_ + ": --" + name + " expects a number in [" +
                       std::to_string(min) + ", " + std::to_string(max) + "], got '" + v + "'";
              });
   return x;

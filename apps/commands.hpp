@@ -8,5 +8,7 @@
 namespace bitgrad::apps {
 
 int run_demo(const std::vector<std::string>& argv);
+int run_train(const std::vector<std::string>& argv);
+int run_eval(const std::vector<std::string>& argv);
 
 }  // namespace bitgrad::apps

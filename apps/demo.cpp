@@ -118,7 +118,7 @@ int run_demo(const std::vector<std::string>& argv) {
 
   const int64_t steps_per_epoch = n_train / batch_size;  // drop the last partial batch
   check_lazy(steps_per_epoch > 0, [&] {
-    return "bitgrad demo: --train-limit " + std::to_string(n_train) + " is smaller than one batch of " +
+    return "demo: --train-limit " + std::to_string(n_train) + " is smaller than one batch of " +
            std::to_string(batch_size);
   });
   const int64_t total_steps = steps_per_epoch * epochs;
@@ -138,7 +138,7 @@ int run_demo(const std::vector<std::string>& argv) {
       const Variable loss = autograd::cross_entropy(logits, labels);
       const float l = loss.item();
       check_lazy(std::isfinite(l), [&] {
-        return "bitgrad demo: the loss became " + std::to_string(l) + " at step " +
+        return "demo: the loss became " + std::to_string(l) + " at step " +
                std::to_string(step) + " (expected a finite value; lower --lr)";
       });
       sgd.zero_grad();
@@ -169,7 +169,7 @@ int run_demo(const std::vector<std::string>& argv) {
   nn::load_model(out, reloaded);
   const double reloaded_accuracy = evaluate(reloaded, test, 256);
   check_lazy(reloaded_accuracy == accuracy, [&] {
-    return "bitgrad demo: the reloaded model scores " + std::to_string(reloaded_accuracy) +
+    return "demo: the reloaded model scores " + std::to_string(reloaded_accuracy) +
            "%, expected the trained model's " + std::to_string(accuracy) + "%";
   });
   std::printf("saved %s; reloaded it: test accuracy %.2f%% (identical)\n", out.c_str(),

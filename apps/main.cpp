@@ -14,6 +14,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: bitgrad <command> [options]\n"
     "commands:\n"
+    "  train     train a CIFAR ResNet (FP32) on a data set, with checkpoints and resume\n"
+    "  eval      top-1, top-5 and per-class accuracy of a saved model\n"
     "  demo      train a ResNet on Fashion-MNIST, evaluate, save and reload it\n"
     "  help      show this help\n"
     "Run 'bitgrad <command> --help' for a command's options.\n";
@@ -30,8 +32,10 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     bitgrad::core::init_threads_from_env();
+    if (command == "train") return bitgrad::apps::run_train(rest);
+    if (command == "eval") return bitgrad::apps::run_eval(rest);
     if (command == "demo") return bitgrad::apps::run_demo(rest);
-    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: demo, help)\n",
+    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, demo, help)\n",
                  command.c_str());
     return 2;
   } catch (const bitgrad::Error& e) {

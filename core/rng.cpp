@@ -79,7 +79,8 @@ std::vector<int64_t> Rng::permutation(int64_t n) {
 Rng Rng::split() { return Rng(next_u64()); }
 
 RngState Rng::state() const {
-  return RngState{{s_[0], s_[1], s_[2], s_[3]}, has_spare_, spare_};
+  // A spare that is not pending is stale: report 0 so equal streams have equal states.
+  return RngState{{s_[0], s_[1], s_[2], s_[3]}, has_spare_, has_spare_ ? spare_ : 0.0f};
 }
 
 void Rng::set_state(const RngState& state) {

@@ -1,0 +1,362 @@
+// train.cpp: `bitgrad train` (FP32 training of a CIFAR ResNet on a real data set, with checkpoints,
+// resume, progress, a JSON-lines log) and `bitgrad eval` (top-1, top-5 and per-class accuracy of a saved
+// model). Wiring only: data sets, models, optimizers, schedules and checkpoints are library calls.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "apps/args.hpp"
+#include "apps/commands.hpp"
+#include "apps/progress.hpp"
+#include "autograd/ops.hpp"
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "core/rng.hpp"
+#include "core/safetensors.hpp"
+#include "core/threads.hpp"
+#include "datasets/dataset.hpp"
+#include "datasets/loader.hpp"
+#include "nn/checkpoint.hpp"
+#include "nn/metrics.hpp"
+#include "nn/optim.hpp"
+#include "nn/resnet_cifar.hpp"
+#include "nn/schedule.hpp"
+#include "nn/state_dict.hpp"
+
+namespace bitgrad::apps {
+
+namespace {
+
+using autograd::Variable;
+using core::Json;
+using core::Tensor;
+
+// What is needed to rebuild a model from a checkpoint's metadata.
+struct ModelSpec {
+  int depth = 20;
+  nn::Shortcut shortcut = nn::Shortcut::kA;
+  int64_t classes = 10;
+  int64_t channels = 1;
+};
+
+int parse_depth(const std::string& model) {
+  static const std::vector<std::pair<std::string, int>> kModels = {
+      {"resnet20", 20}, {"resnet32", 32}, {"resnet44", 44}, {"resnet56", 56}, {"resnet110", 110}};
+  for (const auto& [name, depth] : kModels)
+    if (name == model) return depth;
+  throw Error("--model: expected one of resnet20, resnet32, resnet44, resnet56, resnet110, got '" +
+              model + "'");
+}
+
+nn::Shortcut parse_shortcut(const std::string& s) {
+  if (s == "A" || s == "a") return nn::Shortcut::kA;
+  if (s == "B" || s == "b") return nn::Shortcut::kB;
+  throw Error("--shortcut: expected A or B, got '" + s + "'");
+}
+
+std::map<std::string, std::string> spec_metadata(const ModelSpec& spec) {
+  return {{"model", "resnet" + std::to_string(spec.depth)},
+          {"shortcut", spec.shortcut == nn::Shortcut::kA ? "A" : "B"},
+          {"num_classes", std::to_string(spec.classes)},
+          {"in_channels", std::to_string(spec.channels)}};
+}
+
+std::string meta(const std::map<std::string, std::string>& m, const std::string& key,
+                 const std::string& path) {
+  const auto it = m.find(key);
+  check_lazy(it != m.end(), [&] {
+    return "'" + path + "': expected __metadata__ key '" + key +
+           "' (a model saved by bitgrad train), found none";
+  });
+  return it->second;
+}
+
+ModelSpec spec_from_metadata(const std::map<std::string, std::string>& m, const std::string& path) {
+  ModelSpec spec;
+  spec.depth = parse_depth(meta(m, "model", path));
+  spec.shortcut = parse_shortcut(meta(m, "shortcut", path));
+  spec.classes = std::stoll(meta(m, "num_classes", path));
+  spec.channels = std::stoll(meta(m, "in_channels", path));
+  return spec;
+}
+
+// Runs the model over a whole loader in eval mode.
+nn::ClassificationMetrics evaluate(nn::ResNetCifar& model, datasets::Loader& loader, int64_t classes) {
+  autograd::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  nn::ClassificationMetrics metrics(classes);
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) metrics.add(model.forward(Variable(batch->images)).value(), batch->labels);
+  model.train(was_training);
+  return metrics;
+}
+
+// "runs/model.safetensors" -> "runs/model.best.safetensors" (and likewise ".log.jsonl").
+std::string sibling(const std::string& path, const std::string& suffix) {
+  std::filesystem::path p(path);
+  std::string stem = p.stem().string();
+  return (p.parent_path() / (stem + suffix)).string();
+}
+
+}  // namespace
+
+int run_train(const std::vector<std::string>& argv) {
+  Args args("train");
+  args.option("model", "resnet20", "NAME", "resnet20|resnet32|resnet44|resnet56|resnet110")
+      .option("shortcut", "A", "A|B", "residual shortcut when the shape changes")
+      .option("dataset", "fashion-mnist", "NAME", "fashion-mnist|mnist|cifar10|cifar100|synthetic")
+      .option("data", "", "DIR", "data directory (default: the data set's standard location)")
+      .option("epochs", "15", "N", "training epochs")
+      .option("batch-size", "128", "B", "mini-batch size (the last partial batch is dropped)")
+      .option("optimizer", "sgd", "NAME", "sgd (momentum 0.9, Nesterov) or adam")
+      .option("lr", "0.1", "LR", "base learning rate")
+      .option("wd", "5e-4", "WD", "weight decay on conv/linear weights (BN and biases: none)")
+      .option("schedule", "cosine+per-step", "SPEC",
+              "cosine[:FLOOR] | multistep:M1,M2[:GAMMA] | constant, +warmup:E[:F], +per-step")
+      .option("seed", "1", "S", "random seed (initialisation, order, augmentation)")
+      .option("threads", "0", "T", "worker threads (0 = BITGRAD_THREADS or all cores)")
+      .option("train-limit", "0", "N", "use only the first N training images (0 = all)")
+      .option("out", "", "FILE", "checkpoint path (default runs/<model>-<dataset>.safetensors)")
+      .option("resume", "", "FILE", "continue the run saved in this checkpoint")
+      .option("stop-after", "0", "E", "stop after epoch E as if interrupted (0 = run to the end)")
+      .flag("no-augment", "train without random crop / flip")
+      .flag("json", "print the final metrics as one JSON object on the last line")
+      .flag("help", "show this help");
+  args.parse(argv);
+  if (args.on("help")) {
+    std::printf("usage: bitgrad train [options]\n%s", args.help().c_str());
+    return 0;
+  }
+  check(args.positional().empty(), "train: unexpected argument '" +
+                                       (args.positional().empty() ? "" : args.positional()[0]) + "'");
+  if (const int64_t t = args.integer("threads", 0, 1024); t > 0) core::set_num_threads(static_cast<int>(t));
+  const std::string dataset_name = args.str("dataset");
+  const int64_t epochs = args.integer("epochs", 1, 100000);
+  const int64_t batch_size = args.integer("batch-size", 1, 65536);
+  const float lr = static_cast<float>(args.number("lr", 0.0, 100.0));
+  const float wd = static_cast<float>(args.number("wd", 0.0, 1.0));
+  const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
+  const int64_t limit = args.integer("train-limit", 0, INT64_MAX);
+  const std::string optimizer_name = args.str("optimizer");
+  check(optimizer_name == "sgd" || optimizer_name == "adam",
+        "--optimizer: expected sgd or adam, got '" + optimizer_name + "'");
+  const nn::ScheduleConfig schedule_config = nn::parse_schedule(args.str("schedule"));
+  const std::string out = args.str("out").empty()
+                              ? "runs/" + args.str("model") + "-" + dataset_name + ".safetensors"
+                              : args.str("out");
+  const bool json = args.on("json");
+  const int64_t stop_after = args.integer("stop-after", 0, epochs);
+
+  const datasets::Dataset train = datasets::load_dataset(dataset_name, args.str("data"), datasets::Split::kTrain);
+  const datasets::Dataset test = datasets::load_dataset(dataset_name, args.str("data"), datasets::Split::kTest);
+  const ModelSpec spec{parse_depth(args.str("model")), parse_shortcut(args.str("shortcut")), train.classes,
+                       train.channels};
+
+  core::Rng init_rng(seed);
+  nn::ResNetCifar model(nn::ResNetCifarConfig{spec.depth, spec.classes, spec.channels, spec.shortcut},
+                        init_rng);
+  std::unique_ptr<nn::Optimizer> optimizer;
+  if (optimizer_name == "sgd")
+    optimizer = std::make_unique<nn::Sgd>(nn::decay_groups(model, wd), nn::SgdOptions{lr, 0.9f, 0.0f, true});
+  else {
+    nn::AdamOptions adam;  // betas (0.9, 0.999), eps 1e-8: PyTorch's defaults
+    adam.lr = lr;
+    optimizer = std::make_unique<nn::Adam>(nn::decay_groups(model, wd), adam);
+  }
+  const nn::Schedule schedule(schedule_config, lr, epochs);
+
+  datasets::LoaderOptions train_options;
+  train_options.batch_size = batch_size;
+  train_options.drop_last = true;
+  train_options.seed = seed;
+  train_options.augment = args.on("no-augment") ? datasets::Augment{} : datasets::default_augment(dataset_name);
+  if (limit > 0) train_options.limit = limit;
+  datasets::Loader train_loader(train, train_options);
+  datasets::LoaderOptions test_options;
+  test_options.batch_size = 256;
+  test_options.shuffle = false;
+  datasets::Loader test_loader(test, test_options);
+  check_lazy(train_loader.batches_per_epoch() > 0, [&] {
+    return "train: " + std::to_string(train_loader.size()) +
+           " training images make no full batch of " + std::to_string(batch_size);
+  });
+
+  Json recipe = Json::object();
+  recipe.set("optimizer", optimizer->options()).set("optimizer_kind", std::string(optimizer->kind()));
+  recipe.set("schedule", nn::to_string(schedule_config)).set("epochs", epochs).set("batch_size", batch_size);
+  recipe.set("seed", static_cast<int64_t>(seed)).set("train_images", train_loader.size());
+  recipe.set("augment_crop_padding", train_options.augment.crop_padding).set("augment_flip", train_options.augment.flip);
+  recipe.set("threads", core::num_threads());
+
+  nn::TrainingState state{&model, optimizer.get(), {{"init", &init_rng}}};
+  nn::CheckpointInfo info;
+  info.architecture = "resnet" + std::to_string(spec.depth) + " shortcut " +
+                      (spec.shortcut == nn::Shortcut::kA ? "A" : "B") + ", " +
+                      std::to_string(spec.classes) + " classes, " + std::to_string(spec.channels) + " channels";
+  info.dataset = dataset_name;
+  info.recipe = recipe.dump();
+  info.extra = spec_metadata(spec);
+  int64_t first_epoch = 0;
+  if (!args.str("resume").empty()) {
+    const nn::CheckpointInfo resumed = nn::load_checkpoint(args.str("resume"), state);
+    check_lazy(resumed.architecture == info.architecture && resumed.dataset == dataset_name, [&] {
+      return "--resume '" + args.str("resume") + "': expected a checkpoint of " + info.architecture +
+             " on " + dataset_name + ", found " + resumed.architecture + " on " + resumed.dataset;
+    });
+    first_epoch = resumed.epoch;
+    info.best_accuracy = resumed.best_accuracy;
+    info.global_step = resumed.global_step;
+  }
+  if (const auto dir = std::filesystem::path(out).parent_path(); !dir.empty())
+    std::filesystem::create_directories(dir);
+  const std::string best_path = sibling(out, ".best.safetensors");
+  const std::string log_path = sibling(out, ".log.jsonl");
+  std::ofstream log(log_path, first_epoch > 0 ? std::ios::app : std::ios::trunc);
+  check(static_cast<bool>(log), "train: cannot write the log '" + log_path + "'");
+
+  const int64_t steps = train_loader.batches_per_epoch();
+  std::printf("train: %s on %s (%lld training images, %lld test), %lld parameters, %d threads, "
+                "%s lr %g wd %g, schedule %s, batch %lld, epochs %lld%s\n",
+                info.architecture.c_str(), dataset_name.c_str(), static_cast<long long>(train_loader.size()),
+                static_cast<long long>(test.count), static_cast<long long>(model.num_parameters()),
+                core::num_threads(), optimizer_name.c_str(), lr, wd, nn::to_string(schedule_config).c_str(),
+                static_cast<long long>(batch_size), static_cast<long long>(epochs),
+                first_epoch > 0 ? (" (resuming after epoch " + std::to_string(first_epoch) + ")").c_str() : "");
+  Json last = Json::object();
+  const auto run_start = std::chrono::steady_clock::now();
+  double train_seconds = 0.0;
+  const int64_t end_epoch = stop_after > 0 ? std::min(stop_after, epochs) : epochs;
+  for (int64_t epoch = first_epoch; epoch < end_epoch; ++epoch) {
+    model.train();
+    train_loader.start_epoch(epoch);
+    const double wait_before = train_loader.wait_seconds();
+    Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), steps);
+    nn::ClassificationMetrics train_metrics(spec.classes);
+    double loss_sum = 0.0;
+    int64_t step = 0;
+    const auto epoch_start = std::chrono::steady_clock::now();
+    while (auto batch = train_loader.next()) {
+      const float step_lr = schedule.lr(epoch, step, steps);
+      optimizer->set_lr(step_lr);
+      const Variable logits = model.forward(Variable(batch->images));
+      const Variable loss = autograd::cross_entropy(logits, batch->labels);
+      const float l = loss.item();
+      check_lazy(std::isfinite(l), [&] {
+        return "train: the loss became " + std::to_string(l) + " at epoch " +
+               std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
+               " (expected a finite value; try a lower --lr). The last good checkpoint is '" + out + "'";
+      });
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      loss_sum += l;
+      train_metrics.add(logits.value(), batch->labels);
+      ++step;
+      ++info.global_step;
+      bar.update(step, loss_sum / static_cast<double>(step), train_metrics.top1(), train_metrics.count());
+    }
+    bar.finish();
+    const double epoch_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    train_seconds += epoch_seconds;
+    const nn::ClassificationMetrics test_metrics = evaluate(model, test_loader, spec.classes);
+    info.epoch = epoch + 1;
+    const bool best = epoch == 0 || test_metrics.top1() > info.best_accuracy;
+    if (best) info.best_accuracy = test_metrics.top1();
+    info.extra["test_top1"] = std::to_string(test_metrics.top1());
+    nn::save_checkpoint(out, state, info);
+    if (best) nn::save_checkpoint(best_path, state, info);
+
+    last = Json::object();
+    last.set("epoch", epoch + 1).set("lr", static_cast<double>(schedule.lr(epoch, steps - 1, steps)));
+    last.set("train_loss", loss_sum / static_cast<double>(step)).set("train_top1", train_metrics.top1());
+    last.set("test_top1", test_metrics.top1()).set("test_top5", test_metrics.top5());
+    last.set("best_top1", info.best_accuracy);
+    last.set("images_per_s", static_cast<double>(train_metrics.count()) / epoch_seconds);
+    last.set("epoch_seconds", epoch_seconds).set("loader_wait_seconds", train_loader.wait_seconds() - wait_before);
+    log << last.dump() << "\n";
+    log.flush();
+    std::printf("epoch %lld/%lld: train loss %.4f top-1 %.2f%% | test top-1 %.2f%% top-5 %.2f%% | "
+                "%.0f img/s | saved %s%s\n",
+                static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
+                loss_sum / static_cast<double>(step), train_metrics.top1(), test_metrics.top1(),
+                test_metrics.top5(), static_cast<double>(train_metrics.count()) / epoch_seconds,
+                out.c_str(), best ? " (best)" : "");
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  std::printf("done: best test top-1 %.2f%% (%s), last %s, log %s, %.1f s\n", info.best_accuracy,
+              best_path.c_str(), out.c_str(), log_path.c_str(), wall);
+  if (json) {
+    Json final_metrics = last;
+    final_metrics.set("model", out).set("best_model", best_path).set("train_seconds", train_seconds);
+    final_metrics.set("wall_seconds", wall);
+    std::printf("%s\n", final_metrics.dump().c_str());
+  }
+  return 0;
+}
+
+int run_eval(const std::vector<std::string>& argv) {
+  Args args("eval");
+  args.option("dataset", "", "NAME", "data set (default: the one the model was trained on)")
+      .option("data", "", "DIR", "data directory (default: the data set's standard location)")
+      .option("split", "test", "SPLIT", "test or train")
+      .option("batch-size", "256", "B", "evaluation batch size")
+      .option("threads", "0", "T", "worker threads (0 = BITGRAD_THREADS or all cores)")
+      .flag("json", "print the metrics as one JSON object on the last line")
+      .flag("help", "show this help");
+  args.parse(argv);
+  if (args.on("help")) {
+    std::printf("usage: bitgrad eval MODEL.safetensors [options]\n%s", args.help().c_str());
+    return 0;
+  }
+  check_lazy(args.positional().size() == 1, [&] {
+    return "eval: expected one MODEL.safetensors argument, got " +
+           std::to_string(args.positional().size());
+  });
+  if (const int64_t t = args.integer("threads", 0, 1024); t > 0) core::set_num_threads(static_cast<int>(t));
+  const std::string path = args.positional()[0];
+  const core::SafetensorsFile file = core::read_safetensors(path);
+  const ModelSpec spec = spec_from_metadata(file.metadata, path);
+  const std::string dataset_name =
+      args.str("dataset").empty() ? meta(file.metadata, "dataset", path) : args.str("dataset");
+  const datasets::Dataset data = datasets::load_dataset(dataset_name, args.str("data"),
+                                                        datasets::parse_split(args.str("split")));
+  check_lazy(data.classes == spec.classes && data.channels == spec.channels, [&] {
+    return "eval: the model expects " + std::to_string(spec.channels) + "-channel images in " +
+           std::to_string(spec.classes) + " classes, but " + dataset_name + " has " +
+           std::to_string(data.channels) + " channels and " + std::to_string(data.classes) + " classes";
+  });
+  core::Rng rng(0);
+  nn::ResNetCifar model(nn::ResNetCifarConfig{spec.depth, spec.classes, spec.channels, spec.shortcut}, rng);
+  nn::load_state_dict(model, file, /*strict=*/false);
+  datasets::LoaderOptions options;
+  options.batch_size = args.integer("batch-size", 1, 65536);
+  options.shuffle = false;
+  datasets::Loader loader(data, options);
+  const auto start = std::chrono::steady_clock::now();
+  const nn::ClassificationMetrics m = evaluate(model, loader, spec.classes);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%s on %s/%s: %lld images, top-1 %.2f%%, top-5 %.2f%% (%.0f img/s)\n", path.c_str(),
+              dataset_name.c_str(), args.str("split").c_str(), static_cast<long long>(m.count()), m.top1(),
+              m.top5(), static_cast<double>(m.count()) / secs);
+  const std::vector<double> per_class = m.per_class();
+  Json classes = Json::object();
+  for (size_t c = 0; c < per_class.size(); ++c) {
+    std::printf("  %-14s %6.2f%%\n", data.class_names[c].c_str(), per_class[c]);
+    classes.set(data.class_names[c], per_class[c]);
+  }
+  if (args.on("json")) {
+    Json j = Json::object();
+    j.set("model", path).set("dataset", dataset_name).set("split", args.str("split"));
+    j.set("images", m.count()).set("top1", m.top1()).set("top5", m.top5()).set("per_class", classes);
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
+
+}  // namespace bitgrad::apps
