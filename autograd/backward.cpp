@@ -17,8 +17,9 @@ namespace bitgrad::autograd {
 namespace {
 thread_local bool t_grad_enabled = true;
 
-// A gradient on its way through the graph. The first contribution is kept without copying (an op may
-// hand the same tensor to several inputs); it is copied before the first in-place +=.
+// A gradient on its way through the graph. The first contribution is kept without copying (an op
+// may hand the same tensor to several inputs, or return a view of its own grad_output); before the
+// first in-place += it is copied, unless by then this slot is the only holder of its storage.
 struct GradSlot {
   Tensor value;
   bool owned = false;
@@ -30,16 +31,21 @@ void accumulate(GradSlot& slot, const Tensor& g) {
     return;
   }
   if (!slot.owned) {
-    slot.value = slot.value.clone();
+    if (!slot.value.is_contiguous() || !slot.value.storage_unshared())
+      slot.value = slot.value.clone();
     slot.owned = true;
   }
   core::axpy_(slot.value, 1.0f, g);
 }
 
-// Leaf gradients outlive the pass, so they always own their buffer.
-void accumulate_leaf(Tensor& grad, const Tensor& g) {
-  if (!grad.defined()) grad = g.clone();
-  else core::axpy_(grad, 1.0f, g);
+// Leaf gradients outlive the pass, so they always own their buffer: the first contribution is taken
+// as is when nothing else holds its storage (the op's result, about to be dropped), else copied.
+void accumulate_leaf(Tensor& grad, Tensor&& g) {
+  if (!grad.defined()) {
+    grad = g.is_contiguous() && g.storage_unshared() ? std::move(g) : g.clone();
+  } else {
+    core::axpy_(grad, 1.0f, g);
+  }
 }
 
 // Freeing a graph through plain shared_ptr destructors recurses once per level (node -> input ->
@@ -129,7 +135,7 @@ void Variable::backward(const Tensor& grad_output) const {
   }
 
   if (!impl_->node) {  // backward on a leaf
-    accumulate_leaf(impl_->grad, grad_output);
+    accumulate_leaf(impl_->grad, Tensor(grad_output));
     return;
   }
   std::unordered_map<VariableImpl*, GradSlot> grads;
@@ -156,8 +162,11 @@ void Variable::backward(const Tensor& grad_output) const {
                input_grads[i].shape().to_string() + " for input " + std::to_string(i) +
                " of shape " + in->value.shape().to_string();
       });
-      if (in->node) accumulate(grads[in], input_grads[i]);
-      else accumulate_leaf(in->grad, input_grads[i]);
+      if (in->node) {
+        accumulate(grads[in], input_grads[i]);
+      } else {
+        accumulate_leaf(in->grad, std::move(input_grads[i]));
+      }
     }
     node.backward = nullptr;  // frees what the closure saved
   }

@@ -1,11 +1,14 @@
-// tensor.cpp: Storage allocation and Tensor views.
+// tensor.cpp: Storage allocation (with the recycling cache) and Tensor views.
 #include "core/tensor.hpp"
 
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -13,6 +16,60 @@ namespace bitgrad::core {
 
 namespace {
 constexpr size_t kAlignment = 64;
+
+// The recycling cache behind Storage (tensor.hpp): exact rounded sizes as buckets, LIFO per bucket
+// (the most recently freed buffer is the most likely to still be in cache).
+class BlockCache {
+ public:
+  static constexpr size_t kMinBytes = size_t{64} << 10;  // smaller blocks: plain aligned_alloc
+  static constexpr size_t kMaxCachedBytes = size_t{1} << 30;
+  static constexpr size_t kGranule = 4096;
+
+  static size_t rounded(size_t bytes) {
+    if (bytes < kMinBytes) return ((bytes + kAlignment - 1) / kAlignment) * kAlignment;
+    return ((bytes + kGranule - 1) / kGranule) * kGranule;
+  }
+
+  // bytes already rounded.
+  void* allocate(size_t bytes) {
+    if (bytes >= kMinBytes) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_bytes_ -= bytes;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(kAlignment, bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+
+  void release(void* p, size_t bytes) {
+    if (bytes >= kMinBytes) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_bytes_ + bytes <= kMaxCachedBytes) {
+        free_[bytes].push_back(p);
+        cached_bytes_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+  // Never destroyed: Tensors in static objects may be freed after any static destructor ran.
+  static BlockCache& instance() {
+    static BlockCache* cache = new BlockCache;
+    return *cache;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_bytes_ = 0;
+};
 
 // Calls f(flat_offset) for every element of a strided view, in row-major order.
 template <typename F>
@@ -36,23 +93,36 @@ void for_each_offset(const Shape& shape, const Tensor::Strides& strides, int64_t
 }
 }  // namespace
 
-Storage::Storage(int64_t size) : size_(size) {
-  const size_t bytes = ((static_cast<size_t>(size) * sizeof(float) + kAlignment - 1) / kAlignment) *
-                       kAlignment;
-  data_ = static_cast<float*>(std::aligned_alloc(kAlignment, bytes == 0 ? kAlignment : bytes));
-  if (data_ == nullptr) throw std::bad_alloc();
-  std::memset(data_, 0, bytes == 0 ? kAlignment : bytes);
+namespace {
+// Bytes allocated for `size` floats (at least one alignment unit, so size 0 gets a valid pointer).
+size_t storage_bytes(int64_t size) {
+  return BlockCache::rounded(std::max<size_t>(static_cast<size_t>(size) * sizeof(float), 1));
+}
+}  // namespace
+
+Storage::Storage(int64_t size, bool zero_fill) : size_(size) {
+  const size_t bytes = storage_bytes(size);
+  data_ = static_cast<float*>(BlockCache::instance().allocate(bytes));
+  if (zero_fill) std::memset(data_, 0, bytes);
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() { BlockCache::instance().release(data_, storage_bytes(size_)); }
 
 Tensor::Tensor(const Shape& shape)
     : storage_(std::make_shared<Storage>(shape.numel())),
       shape_(shape),
       strides_(contiguous_strides(shape)) {}
 
+Tensor Tensor::empty(const Shape& shape) {
+  Tensor t;
+  t.storage_ = std::make_shared<Storage>(shape.numel(), false);
+  t.shape_ = shape;
+  t.strides_ = contiguous_strides(shape);
+  return t;
+}
+
 Tensor Tensor::full(const Shape& shape, float value) {
-  Tensor t(shape);
+  Tensor t = empty(shape);
   std::fill(t.storage_->data(), t.storage_->data() + t.numel(), value);
   return t;
 }
@@ -62,7 +132,7 @@ Tensor Tensor::from(const Shape& shape, std::span<const float> values) {
     return "Tensor::from: shape " + shape.to_string() + " needs " + std::to_string(shape.numel()) +
            " values, got " + std::to_string(values.size());
   });
-  Tensor t(shape);
+  Tensor t = empty(shape);
   if (!values.empty()) std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
   return t;
 }
@@ -139,7 +209,7 @@ float Tensor::item() const {
 
 Tensor Tensor::clone() const {
   if (!defined()) return {};
-  Tensor out(shape_);
+  Tensor out = empty(shape_);
   float* dst = out.data();
   const float* base = storage_->data();
   if (is_contiguous()) {

@@ -18,9 +18,14 @@
 namespace bitgrad::core {
 
 // Owns one 64-byte-aligned float buffer. Shared by all Tensors viewing it.
+// Buffers of 64 KiB and more are recycled: a freed buffer goes to a process-wide, thread-safe cache
+// bucketed by size (at most 1 GiB in total), and the next Storage of the same rounded size reuses
+// it. A training step allocates the same large activations every step; fresh pages from the OS
+// would cost a page fault per 4 KiB on first touch. Memory in the cache is not returned to the OS
+// before exit.
 class Storage {
  public:
-  explicit Storage(int64_t size);  // zero-filled
+  explicit Storage(int64_t size, bool zero_fill = true);  // zero_fill false: contents unspecified
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -41,6 +46,8 @@ class Tensor {
   explicit Tensor(const Shape& shape);  // zero-filled, contiguous
 
   static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+  // Contiguous, contents unspecified (not zeroed): only for outputs that are fully overwritten.
+  static Tensor empty(const Shape& shape);
   static Tensor ones(const Shape& shape) { return full(shape, 1.0f); }
   static Tensor full(const Shape& shape, float value);
   static Tensor scalar(float value) { return full(Shape{}, value); }
@@ -60,6 +67,9 @@ class Tensor {
   bool is_contiguous() const;
   // True when both handles view the same storage (not necessarily the same elements).
   bool shares_storage_with(const Tensor& other) const { return storage_ == other.storage_; }
+  // True when this handle is the only one viewing its storage (so in-place writes are invisible to
+  // anyone else). Only meaningful while no other thread copies or drops handles to the storage.
+  bool storage_unshared() const { return storage_ != nullptr && storage_.use_count() == 1; }
 
   // Pointer to element 0 of this view. Element (i0, i1, ...) is at data()[sum(ik * strides()[k])].
   float* data();

@@ -1,6 +1,9 @@
 // tensor_ops.cpp: broadcasting element-wise kernels, reductions and the Eigen GEMM.
 #include "core/tensor_ops.hpp"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -12,6 +15,8 @@
 namespace bitgrad::core {
 
 namespace {
+
+constexpr int64_t kParallelMin = 1 << 16;  // elements below which a loop stays on one thread
 
 // Strides of t as seen from a broadcast output of rank `rank`: 0 along stretched or missing axes.
 Tensor::Strides broadcast_strides(const Tensor& t, int rank) {
@@ -26,7 +31,7 @@ Tensor::Strides broadcast_strides(const Tensor& t, int rank) {
 template <typename F>
 Tensor broadcast_binary(const Tensor& a, const Tensor& b, std::string_view op, F f) {
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);
-  Tensor out(out_shape);
+  Tensor out = Tensor::empty(out_shape);
   float* o = out.data();
   const int64_t n = out.numel();
   if (n == 0) return out;
@@ -117,7 +122,7 @@ Tensor sum(const Tensor& t, std::span<const int> axes, bool keepdim) {
   }
   std::vector<int64_t> kept;  // output dims with keepdim
   for (int i = 0; i < rank; ++i) kept.push_back(reduce[static_cast<size_t>(i)] ? 1 : t.dim(i));
-  Tensor out{Shape(kept)};
+  Tensor out = Tensor::empty(Shape(kept));
   // Accumulate in double per output element for accuracy; walk the input in row-major order.
   std::vector<double> acc(static_cast<size_t>(out.numel()), 0.0);
   const Tensor c = t.contiguous();
@@ -183,11 +188,20 @@ void axpy_(Tensor& dst, float alpha, const Tensor& src) {
   float* d = dst.data();
   const float* p = s.data();
   const int64_t n = dst.numel();
-  if (alpha == 1.0f) {
-    for (int64_t i = 0; i < n; ++i) d[i] += p[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) d[i] += alpha * p[i];
+  // Element-wise, so splitting across threads cannot change the result.
+  auto body = [&](int64_t lo, int64_t hi) {
+    if (alpha == 1.0f) {
+      for (int64_t i = lo; i < hi; ++i) d[i] += p[i];
+    } else {
+      for (int64_t i = lo; i < hi; ++i) d[i] += alpha * p[i];
+    }
+  };
+  if (n < kParallelMin) {
+    body(0, n);
+    return;
   }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, kParallelMin / 2),
+                    [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); });
 }
 
 void scale_(Tensor& dst, float s) {
@@ -210,11 +224,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   });
   const Tensor ca = a.contiguous();
   const Tensor cb = b.contiguous();
-  Tensor out(Shape{m, n});
+  if (ka == 0) return Tensor(Shape{m, n});
+  Tensor out = Tensor::empty(Shape{m, n});
   auto ma = as_matrix(ca, ca.dim(0), ca.dim(1));
   auto mb = as_matrix(cb, cb.dim(0), cb.dim(1));
   auto mo = as_matrix(out, m, n);
-  if (ka == 0) return out;
   if (!transpose_a && !transpose_b) mo.noalias() = ma * mb;
   else if (transpose_a && !transpose_b) mo.noalias() = ma.transpose() * mb;
   else if (!transpose_a && transpose_b) mo.noalias() = ma * mb.transpose();

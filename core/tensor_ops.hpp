@@ -45,7 +45,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool t
 template <typename F>
 Tensor map(const Tensor& x, F f) {
   const Tensor c = x.contiguous();
-  Tensor out(c.shape());
+  Tensor out = Tensor::empty(c.shape());
   const float* p = c.data();
   float* o = out.data();
   const int64_t n = c.numel();
@@ -59,7 +59,7 @@ template <typename F>
 Tensor zip(const Tensor& a, const Tensor& b, std::string_view op, F f) {
   const Tensor ca = zip_check(a, b, op);
   const Tensor cb = b.contiguous();
-  Tensor out(ca.shape());
+  Tensor out = Tensor::empty(ca.shape());
   const float* pa = ca.data();
   const float* pb = cb.data();
   float* o = out.data();

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/ops/batch_norm_relu.hpp"
 #include "core/error.hpp"
 
 namespace bitgrad::nn {
@@ -33,7 +34,7 @@ BatchNorm<kDims>::BatchNorm(int64_t num_features, const BatchNormConfig& config)
 }
 
 template <int kDims>
-Variable BatchNorm<kDims>::forward(const Variable& x) {
+autograd::BatchNormOptions BatchNorm<kDims>::prepare(const Variable& x) {
   constexpr int kRank = kDims == 1 ? 2 : 4;
   check_lazy(x.defined() && x.rank() == kRank && x.dim(1) == num_features_, [&] {
     return type_name() + ": expected input " +
@@ -52,7 +53,22 @@ Variable BatchNorm<kDims>::forward(const Variable& x) {
   options.training = is_training();
   options.momentum = config_.momentum;
   options.eps = config_.eps;
+  return options;
+}
+
+template <int kDims>
+Variable BatchNorm<kDims>::forward(const Variable& x) {
+  const autograd::BatchNormOptions options = prepare(x);
   Variable y = autograd::batch_norm(x, gamma_, beta_, running_mean_, running_var_, options);
+  if (options.training) ++num_batches_tracked_;
+  return y;
+}
+
+template <int kDims>
+Variable BatchNorm<kDims>::forward_relu(const Variable& x, const Variable& residual) {
+  const autograd::BatchNormOptions options = prepare(x);
+  Variable y =
+      autograd::batch_norm_relu(x, gamma_, beta_, running_mean_, running_var_, options, residual);
   if (options.training) ++num_batches_tracked_;
   return y;
 }

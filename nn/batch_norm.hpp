@@ -39,6 +39,11 @@ class BatchNorm final : public Module {
   // counts the batch. Eval: normalises with the running statistics. Throws Error on a wrong rank
   // or channel count. When recording is on, first stores the input statistics (both modes).
   Variable forward(const Variable& x);
+  // relu(forward(x) + residual) (residual undefined: relu(forward(x))) as one fused op with the
+  // same values, gradients and side effects (running statistics, counter, recorded statistics),
+  // fewer passes over memory (autograd/ops/batch_norm_relu.hpp). Throws Error as forward does, or
+  // when residual's shape differs from x's.
+  Variable forward_relu(const Variable& x, const Variable& residual = Variable());
 
   int64_t num_features() const { return num_features_; }
   const BatchNormConfig& config() const { return config_; }
@@ -69,6 +74,9 @@ class BatchNorm final : public Module {
   int64_t num_batches_tracked_ = 0;
   bool record_input_stats_ = false;
   BatchNormInputStats last_input_stats_;
+
+  // Checks x and records its statistics when asked; the options for this forward.
+  autograd::BatchNormOptions prepare(const Variable& x);
 };
 
 using BatchNorm1d = BatchNorm<1>;

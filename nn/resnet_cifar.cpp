@@ -5,6 +5,8 @@
 #include <string>
 
 #include "autograd/ops.hpp"
+#include "autograd/ops/batch_norm_relu.hpp"
+#include "core/conv.hpp"
 #include "core/error.hpp"
 #include "nn/init.hpp"
 
@@ -73,9 +75,28 @@ BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int stride, Shortcut s
   add_load_alias("downsample.", "shortcut.");
 }
 
+namespace {
+// relu(bn(conv(x)) + residual) (residual may be undefined). BN -> (add) -> ReLU always run as one
+// fused op (nn/batch_norm.hpp); for inference without a graph (eval mode, grad mode off, no
+// recorded BN statistics) the whole chain runs inside the convolution's pass
+// (core::conv2d_forward_fused), with the same results.
+Variable conv_bn_relu(const Conv2d& conv, BatchNorm2d& bn, const Variable& x,
+                      const Variable& residual = Variable()) {
+  if (autograd::grad_enabled() || bn.is_training() || bn.records_input_stats())
+    return bn.forward_relu(conv.forward(x), residual);
+  const autograd::BatchNormAffine affine = autograd::batch_norm_eval_affine(
+      bn.weight().value(), bn.bias().value(), bn.running_mean(), bn.running_var(), bn.config().eps);
+  core::Conv2dEpilogue epilogue{affine.mean, affine.scale, affine.offset,
+                                residual.defined() ? residual.value() : Tensor(), true};
+  return Variable(core::conv2d_forward_fused(x.value(), conv.weight().value(),
+                                             conv.bias().defined() ? conv.bias().value() : Tensor(),
+                                             epilogue, conv.options()));
+}
+}  // namespace
+
+// The BN -> add -> ReLU tail runs unfused where a tap needs the pre-addition value.
 Variable BasicBlock::forward(const Variable& x, FeatureTaps* taps, std::string_view prefix) {
-  Variable out = autograd::relu(bn1_.forward(conv1_.forward(x)));
-  out = bn2_.forward(conv2_.forward(out));
+  Variable out = conv_bn_relu(conv1_, bn1_, x);
   Variable residual = x;
   if (changes_shape_) {
     if (kind_ == Shortcut::kA) {
@@ -86,9 +107,11 @@ Variable BasicBlock::forward(const Variable& x, FeatureTaps* taps, std::string_v
       residual = shortcut_.forward(x);
     }
   }
-  if (taps != nullptr) taps->add(std::string(prefix) + ".pre_add", out);
+  if (taps == nullptr) return conv_bn_relu(conv2_, bn2_, out, residual);
+  out = bn2_.forward(conv2_.forward(out));
+  taps->add(std::string(prefix) + ".pre_add", out);
   out = autograd::relu(out + residual);
-  if (taps != nullptr) taps->add(std::string(prefix) + ".out", out);
+  taps->add(std::string(prefix) + ".out", out);
   return out;
 }
 
@@ -128,7 +151,7 @@ Variable ResNetCifar::forward(const Variable& x, FeatureTaps* taps) {
                       ", H, W] with H, W >= 4, got " +
                       (x.defined() ? x.shape().to_string() : std::string("<undefined>"));
              });
-  Variable out = autograd::relu(bn1_.forward(conv1_.forward(x)));
+  Variable out = conv_bn_relu(conv1_, bn1_, x);
   if (taps != nullptr) taps->add("stem", out);
   for (int s = 0; s < 3; ++s)
     for (size_t b = 0; b < blocks_[s].size(); ++b)

@@ -35,7 +35,7 @@ void parallel_range(int64_t n, const Body& body) {
 template <typename F>
 Tensor map_par(const Tensor& x, F f) {
   const Tensor c = x.contiguous();
-  Tensor out(c.shape());
+  Tensor out = Tensor::empty(c.shape());
   const float* p = c.data();
   float* o = out.data();
   parallel_range(c.numel(), [&](int64_t b, int64_t e) {
@@ -49,7 +49,7 @@ template <typename F>
 Tensor zip_par(const Tensor& a, const Tensor& b, F f) {
   const Tensor ca = a.contiguous();
   const Tensor cb = b.contiguous();
-  Tensor out(ca.shape());
+  Tensor out = Tensor::empty(ca.shape());
   const float* pa = ca.data();
   const float* pb = cb.data();
   float* o = out.data();
@@ -236,7 +236,7 @@ Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
   const Tensor mask = expand(cond);
   const Tensor ea = expand(a.value());
   const Tensor eb = expand(b.value());
-  Tensor y(out_shape);
+  Tensor y = Tensor::empty(out_shape);
   {
     const float* m = mask.data();
     const float* pa = ea.data();

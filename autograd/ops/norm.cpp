@@ -1,9 +1,12 @@
 // norm.cpp: batch_norm over [N, C] or [N, C, H, W] (ops.hpp), forward and backward side by side.
-// Per channel: one pass for the statistics (shifted sums, double across rows), one pass to normalise;
-// channels run in parallel (oneTBB). Not here: layer/group norm, or the BatchNorm2d module (nn/).
+// Each pass streams the NCHW data in memory order, in parallel over images (oneTBB): per-channel
+// reductions (shifted sums; float lanes within a row, double across rows) are summed per chunk of
+// images, then over a fixed number of chunks in order, so results do not depend on the thread
+// count. Not here: layer/group norm, or the BatchNorm2d module (nn/).
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <memory>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "autograd/ops.hpp"
+#include "autograd/ops/batch_norm_relu.hpp"
 #include "core/error.hpp"
 
 namespace bitgrad::autograd {
@@ -73,11 +77,51 @@ Sums row_grad_sums(const float* g, const float* x, int64_t len, float shift) {
   return r;
 }
 
+// 1/sqrt(var + eps) in double, shared by batch_norm and batch_norm_eval_affine.
+double inverse_std(double var, float eps) { return 1.0 / std::sqrt(var + eps); }
+
+// Image chunks of the per-channel reductions: a fixed count, independent of the thread count.
+constexpr int64_t kReduceChunks = 16;
+
+// Per channel, the sums of one chunk of images (or their total).
+using ChannelSums = std::vector<Sums>;
+
+// Sums over all images per channel: row(i, ch) reduced by f(i, ch) -> Sums, per chunk of images in
+// parallel, then the chunks added in order.
 template <typename F>
-void for_each_channel(int64_t channels, F&& f) {
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, channels, 1),
+ChannelSums reduce_channels(const Layout& lay, F&& f) {
+  const int64_t chunks = std::clamp<int64_t>(lay.n, 1, kReduceChunks);
+  std::vector<ChannelSums> partial(static_cast<size_t>(chunks),
+                                   ChannelSums(static_cast<size_t>(lay.c)));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, 1),
                     [&](const tbb::blocked_range<int64_t>& r) {
-                      for (int64_t ch = r.begin(); ch < r.end(); ++ch) f(ch);
+                      for (int64_t k = r.begin(); k < r.end(); ++k) {
+                        ChannelSums& p = partial[static_cast<size_t>(k)];
+                        for (int64_t i = k * lay.n / chunks; i < (k + 1) * lay.n / chunks; ++i)
+                          for (int64_t ch = 0; ch < lay.c; ++ch) {
+                            const Sums s = f(i, ch);
+                            p[static_cast<size_t>(ch)].s1 += s.s1;
+                            p[static_cast<size_t>(ch)].s2 += s.s2;
+                          }
+                      }
+                    });
+  ChannelSums total(static_cast<size_t>(lay.c));
+  for (const ChannelSums& p : partial)
+    for (size_t ch = 0; ch < total.size(); ++ch) {
+      total[ch].s1 += p[ch].s1;
+      total[ch].s2 += p[ch].s2;
+    }
+  return total;
+}
+
+// f(i, ch) for every row (image i, channel ch), in parallel over rows.
+template <typename F>
+void for_each_row(const Layout& lay, F&& f) {
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(lay.s, 1));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, lay.n * lay.c, grain),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      for (int64_t row = r.begin(); row < r.end(); ++row)
+                        f(row / lay.c, row % lay.c);
                     });
 }
 
@@ -91,8 +135,13 @@ void check_channel_vector(const Tensor& t, int64_t channels, const Shape& x_shap
 
 }  // namespace
 
-Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
-                    Tensor& running_mean, Tensor& running_var, const BatchNormOptions& options) {
+namespace {
+
+// batch_norm, or with relu: relu(batch_norm(x) + residual) (residual may be undefined), computed
+// with the same float operations in the same order as the separate ops, so with identical results.
+Variable batch_norm_impl(const Variable& x, const Variable& gamma, const Variable& beta,
+                         Tensor& running_mean, Tensor& running_var, const BatchNormOptions& options,
+                         const Variable& residual, bool relu) {
   const Shape& xs = x.shape();
   check_lazy(xs.rank() == 2 || xs.rank() == 4, [&] {
     return "batch_norm: expected x [N, C] or [N, C, H, W], got " + xs.to_string();
@@ -114,33 +163,41 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
     return "batch_norm: expected eps >= 0, got " + std::to_string(options.eps);
   });
 
+  if (residual.defined())
+    check_lazy(residual.shape() == xs, [&] {
+      return "batch_norm_relu: expected a residual of shape " + xs.to_string() + ", got " +
+             residual.shape().to_string();
+    });
   const Tensor cx = x.value().contiguous();
+  const Tensor cres = residual.defined() ? residual.value().contiguous() : Tensor();
   const Tensor cgamma = gamma.defined() ? gamma.value().contiguous() : Tensor::ones(Shape{channels});
   const Tensor cbeta = beta.defined() ? beta.value().contiguous() : Tensor(Shape{channels});
   // Per channel: the mean and 1/sqrt(var + eps) used to normalise (batch or running statistics).
   auto mean = std::make_shared<std::vector<float>>(static_cast<size_t>(channels));
   auto invstd = std::make_shared<std::vector<float>>(static_cast<size_t>(channels));
-  Tensor out(xs);
+  Tensor out = Tensor::empty(xs);
   const float* px = cx.data();
   float* py = out.data();
   const float* pgamma = cgamma.data();
   const float* pbeta = cbeta.data();
   const double m = static_cast<double>(lay.count());
 
-  for_each_channel(channels, [&](int64_t ch) {
+  ChannelSums sums;
+  if (use_batch) {
+    // Shifted sums keep var accurate when |mean| >> std: the shift is each channel's first value.
+    sums = reduce_channels(lay, [&](int64_t i, int64_t ch) {
+      return row_sums(px + lay.row(i, ch), lay.s, px[lay.row(0, ch)]);
+    });
+  }
+  std::vector<float> scale(static_cast<size_t>(channels));
+  for (int64_t ch = 0; ch < channels; ++ch) {
     const auto uc = static_cast<size_t>(ch);
     double mu = 0.0, var = 0.0;
     if (use_batch) {
-      const float shift = px[lay.row(0, ch)];  // shifted sums keep var accurate when |mean| >> std
-      double s1 = 0.0, s2 = 0.0;
-      for (int64_t i = 0; i < lay.n; ++i) {
-        const Sums r = row_sums(px + lay.row(i, ch), lay.s, shift);
-        s1 += r.s1;
-        s2 += r.s2;
-      }
-      const double d = s1 / m;
+      const float shift = px[lay.row(0, ch)];
+      const double d = sums[uc].s1 / m;
       mu = shift + d;
-      var = std::max(s2 / m - d * d, 0.0);
+      var = std::max(sums[uc].s2 / m - d * d, 0.0);
       if (running_mean.defined()) {
         const double mom = options.momentum;
         float& rm = running_mean.data()[ch];
@@ -152,16 +209,31 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
       mu = running_mean.data()[ch];
       var = running_var.data()[ch];
     }
-    const double is = 1.0 / std::sqrt(var + options.eps);
+    const double is = inverse_std(var, options.eps);
     (*mean)[uc] = static_cast<float>(mu);
     (*invstd)[uc] = static_cast<float>(is);
-    const auto fmu = static_cast<float>(mu);
-    const auto scale = static_cast<float>(pgamma[ch] * is);
-    const float offset = pbeta[ch];
-    for (int64_t i = 0; i < lay.n; ++i) {
-      const float* xr = px + lay.row(i, ch);
-      float* yr = py + lay.row(i, ch);
-      for (int64_t k = 0; k < lay.s; ++k) yr[k] = (xr[k] - fmu) * scale + offset;
+    scale[uc] = static_cast<float>(pgamma[ch] * is);
+  }
+  const float* pres = cres.defined() ? cres.data() : nullptr;
+  for_each_row(lay, [&](int64_t i, int64_t ch) {
+    const auto uc = static_cast<size_t>(ch);
+    const float fmu = (*mean)[uc], sc = scale[uc], offset = pbeta[ch];
+    const float* xr = px + lay.row(i, ch);
+    float* yr = py + lay.row(i, ch);
+    if (!relu) {
+      for (int64_t k = 0; k < lay.s; ++k) yr[k] = (xr[k] - fmu) * sc + offset;
+    } else if (pres == nullptr) {
+      for (int64_t k = 0; k < lay.s; ++k) {
+        const float v = (xr[k] - fmu) * sc + offset;
+        yr[k] = v > 0.0f ? v : 0.0f;
+      }
+    } else {
+      const float* rr = pres + lay.row(i, ch);
+      for (int64_t k = 0; k < lay.s; ++k) {
+        const float v = (xr[k] - fmu) * sc + offset;
+        const float t = v + rr[k];
+        yr[k] = t > 0.0f ? t : 0.0f;
+      }
     }
   });
 
@@ -170,58 +242,123 @@ Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& be
   if (gamma.defined()) inputs.push_back(gamma);
   const int beta_slot = beta.defined() ? static_cast<int>(inputs.size()) : -1;
   if (beta.defined()) inputs.push_back(beta);
+  const int residual_slot = residual.defined() ? static_cast<int>(inputs.size()) : -1;
+  if (residual.defined()) inputs.push_back(residual);
+  // With relu the output is saved for the mask (y > 0 exactly where relu passed its input).
+  const Tensor saved_y = relu ? out : Tensor();
 
-  // Training: dx = gamma*invstd * (g - mean(g) - xhat * mean(g*xhat)), through the batch statistics.
-  // Eval: the statistics are constants, so dx = gamma*invstd*g. Both: dgamma = sum(g*xhat),
-  // dbeta = sum(g), with xhat = (x - mean)*invstd.
+  // Training: dx = gamma*invstd * (g - mean(g) - xhat * mean(g*xhat)), through the batch
+  // statistics. Eval: the statistics are constants, so dx = gamma*invstd*g. Both:
+  // dgamma = sum(g*xhat), dbeta = sum(g), with xhat = (x - mean)*invstd.
+  // With relu, g is first masked (gm = g where y > 0, else 0): gm is the residual's gradient and
+  // the normalisation's output gradient, written during the first reduction pass.
   return make_node(
-      std::move(out), inputs, "batch_norm",
-      [cx, cgamma, mean, invstd, lay, use_batch, gamma_slot, beta_slot](
+      std::move(out), inputs, relu ? "batch_norm_relu" : "batch_norm",
+      [cx, saved_y, cgamma, mean, invstd, lay, use_batch, gamma_slot, beta_slot, residual_slot](
           const Tensor& grad, const std::vector<bool>& needs) {
         const Tensor cg = grad.contiguous();
         const int64_t channels = lay.c;
-        Tensor dx = needs[0] ? Tensor(cx.shape()) : Tensor();
-        Tensor dgamma(Shape{channels});
-        Tensor dbeta(Shape{channels});
-        const float* pg = cg.data();
+        Tensor dx = needs[0] ? Tensor::empty(cx.shape()) : Tensor();
+        Tensor dgamma = Tensor::empty(Shape{channels});
+        Tensor dbeta = Tensor::empty(Shape{channels});
+        Tensor gm = saved_y.defined() ? Tensor::empty(cx.shape()) : cg;
+        float* pmask = saved_y.defined() ? gm.data() : nullptr;
+        const float* pg = gm.data();
         const float* px = cx.data();
         const double m = static_cast<double>(lay.count());
-        for_each_channel(channels, [&](int64_t ch) {
-          const auto uc = static_cast<size_t>(ch);
-          const float mu = (*mean)[uc];
-          const double is = (*invstd)[uc];
-          double sum_g = 0.0, sum_gx = 0.0;  // sum(g), sum(g * (x - mean))
-          for (int64_t i = 0; i < lay.n; ++i) {
-            const Sums r = row_grad_sums(pg + lay.row(i, ch), px + lay.row(i, ch), lay.s, mu);
-            sum_g += r.s1;
-            sum_gx += r.s2;
+        // sum(g), sum(g * (x - mean)) per channel
+        const ChannelSums sums = reduce_channels(lay, [&](int64_t i, int64_t ch) {
+          const int64_t row = lay.row(i, ch);
+          if (pmask != nullptr) {
+            const float* gr = cg.data() + row;
+            const float* yr = saved_y.data() + row;
+            float* mr = pmask + row;
+            for (int64_t k = 0; k < lay.s; ++k) mr[k] = yr[k] > 0.0f ? gr[k] : 0.0f;
           }
+          return row_grad_sums(pg + row, px + row, lay.s, (*mean)[static_cast<size_t>(ch)]);
+        });
+        // dx = a*g + b*(x - mean) + c per channel (the training formula expanded; in eval
+        // b = c = 0).
+        std::vector<std::array<float, 3>> coef(static_cast<size_t>(channels));
+        for (int64_t ch = 0; ch < channels; ++ch) {
+          const auto uc = static_cast<size_t>(ch);
+          const double is = (*invstd)[uc];
+          const double sum_g = sums[uc].s1, sum_gx = sums[uc].s2;
           dgamma.data()[ch] = static_cast<float>(sum_gx * is);
           dbeta.data()[ch] = static_cast<float>(sum_g);
-          if (!dx.defined()) return;
           const double a = cgamma.data()[ch] * is;
-          // dx = a*g + b*(x - mean) + c per channel (the training formula expanded; eval has
-          // b = c = 0).
           double b = 0.0, c = 0.0;
           if (use_batch) {
             b = -a * is * is * sum_gx / m;
             c = -a * sum_g / m;
           }
-          const auto fa = static_cast<float>(a), fb = static_cast<float>(b),
-                     fc = static_cast<float>(c);
-          for (int64_t i = 0; i < lay.n; ++i) {
+          coef[uc] = {static_cast<float>(a), static_cast<float>(b), static_cast<float>(c)};
+        }
+        if (dx.defined()) {
+          float* pdx = dx.data();
+          for_each_row(lay, [&](int64_t i, int64_t ch) {
+            const auto uc = static_cast<size_t>(ch);
+            const float fa = coef[uc][0], fb = coef[uc][1], fc = coef[uc][2], mu = (*mean)[uc];
             const float* gr = pg + lay.row(i, ch);
             const float* xr = px + lay.row(i, ch);
-            float* dr = dx.data() + lay.row(i, ch);
+            float* dr = pdx + lay.row(i, ch);
             for (int64_t k = 0; k < lay.s; ++k) dr[k] = fa * gr[k] + fb * (xr[k] - mu) + fc;
-          }
-        });
+          });
+        }
         std::vector<Tensor> grads(needs.size());
         grads[0] = dx;
         if (gamma_slot >= 0) grads[static_cast<size_t>(gamma_slot)] = dgamma;
         if (beta_slot >= 0) grads[static_cast<size_t>(beta_slot)] = dbeta;
+        if (residual_slot >= 0) grads[static_cast<size_t>(residual_slot)] = gm;
         return grads;
       });
+}
+
+}  // namespace
+
+Variable batch_norm(const Variable& x, const Variable& gamma, const Variable& beta,
+                    Tensor& running_mean, Tensor& running_var, const BatchNormOptions& options) {
+  return batch_norm_impl(x, gamma, beta, running_mean, running_var, options, Variable(), false);
+}
+
+Variable batch_norm_relu(const Variable& x, const Variable& gamma, const Variable& beta,
+                         Tensor& running_mean, Tensor& running_var, const BatchNormOptions& options,
+                         const Variable& residual) {
+  return batch_norm_impl(x, gamma, beta, running_mean, running_var, options, residual, true);
+}
+
+BatchNormAffine batch_norm_eval_affine(const Tensor& gamma, const Tensor& beta,
+                                       const Tensor& running_mean, const Tensor& running_var,
+                                       float eps) {
+  const int64_t channels = running_mean.defined() ? running_mean.numel() : 0;
+  auto is_channel_vector = [&](const Tensor& t) {
+    return t.defined() && t.rank() == 1 && t.dim(0) == channels;
+  };
+  check_lazy(running_mean.defined() && running_mean.rank() == 1 && is_channel_vector(running_var) &&
+                 (!gamma.defined() || is_channel_vector(gamma)) &&
+                 (!beta.defined() || is_channel_vector(beta)),
+             [&] {
+               auto name = [](const Tensor& t) {
+                 return t.defined() ? t.shape().to_string() : std::string("<undefined>");
+               };
+               return "batch_norm_eval_affine: expected running_mean, running_var (and gamma, beta "
+                      "when given) of one shape [C], got " +
+                      name(running_mean) + ", " + name(running_var) + ", " + name(gamma) + ", " +
+                      name(beta);
+             });
+  const Tensor rm = running_mean.contiguous(), rv = running_var.contiguous();
+  const Tensor cg = gamma.defined() ? gamma.contiguous() : Tensor();
+  const Tensor cb = beta.defined() ? beta.contiguous() : Tensor();
+  BatchNormAffine a;
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    const double mu = rm.data()[ch], var = rv.data()[ch];
+    const double is = inverse_std(var, eps);
+    const float g = cg.defined() ? cg.data()[ch] : 1.0f;
+    a.mean.push_back(static_cast<float>(mu));
+    a.scale.push_back(static_cast<float>(g * is));
+    a.offset.push_back(cb.defined() ? cb.data()[ch] : 0.0f);
+  }
+  return a;
 }
 
 }  // namespace bitgrad::autograd

@@ -1,7 +1,11 @@
 // shape.cpp: reshape, flatten, concat, slice and pad_channels. Each forward copies (or views) data
 // and each backward moves the gradient back to where the elements came from. All the strided
-// copying goes through one helper that walks a view with a tight innermost loop. Not here:
+// copying goes through one helper that walks a view with a tight innermost loop, in parallel over
+// the first axis for large views. Not here:
 // transpose/permute.
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <array>
 #include <string>
 
@@ -42,13 +46,33 @@ void for_each_row(Tensor view, F f) {
   }
 }
 
+// Large views are cut along their first axis into slices copied in parallel (oneTBB); each element
+// is copied once, so the split cannot change results.
+constexpr int64_t kParallelMin = 1 << 16;
+
+template <typename F>
+void for_each_slice(const Tensor& view, F f) {
+  if (view.rank() == 0 || view.numel() < kParallelMin || view.dim(0) < 2) {
+    f(view, int64_t{0});
+    return;
+  }
+  const int64_t per = view.numel() / view.dim(0);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, view.dim(0)),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      f(view.slice(0, r.begin(), r.end()), r.begin() * per);
+                    });
+}
+
 // A contiguous copy of a strided view.
 Tensor gather(const Tensor& view) {
-  Tensor out(view.shape());
+  Tensor out = Tensor::empty(view.shape());
   float* o = out.data();
-  for_each_row(view, [o](int64_t row, const float* v, int64_t step, int64_t inner) {
-    float* dst = o + row * inner;
-    for (int64_t j = 0; j < inner; ++j) dst[j] = v[j * step];
+  for_each_slice(view, [o](const Tensor& part, int64_t first) {
+    float* base = o + first;
+    for_each_row(part, [base](int64_t row, const float* v, int64_t step, int64_t inner) {
+      float* dst = base + row * inner;
+      for (int64_t j = 0; j < inner; ++j) dst[j] = v[j * step];
+    });
   });
   return out;
 }
@@ -57,9 +81,12 @@ Tensor gather(const Tensor& view) {
 void scatter(const Tensor& view, const Tensor& src) {
   const Tensor c = src.contiguous();
   const float* s = c.data();
-  for_each_row(view, [s](int64_t row, float* v, int64_t step, int64_t inner) {
-    const float* from = s + row * inner;
-    for (int64_t j = 0; j < inner; ++j) v[j * step] = from[j];
+  for_each_slice(view, [s](const Tensor& part, int64_t first) {
+    const float* base = s + first;
+    for_each_row(part, [base](int64_t row, float* v, int64_t step, int64_t inner) {
+      const float* from = base + row * inner;
+      for (int64_t j = 0; j < inner; ++j) v[j * step] = from[j];
+    });
   });
 }
 

@@ -1,0 +1,115 @@
+// train_step_bench.cpp: whole-model speed of ResNet-20 (option-A shortcuts): one training step
+// (zero_grad, forward, cross-entropy, backward, SGD momentum 0.9 update) at batch 128, and the
+// eval-mode forward (model.eval() under NoGradGuard) at batch 1 and 64, for 1x28x28 and 3x32x32
+// inputs. Counter "images/s" (a rate over real time). Threads: BITGRAD_THREADS when set, else 2.
+// bench/pytorch_train_step.py times the identical model and steps in PyTorch;
+// bench/compare_pytorch.sh runs both and prints the ratio. Not here: per-layer timings
+// (bench/conv2d_bench.cpp).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.hpp"
+#include "core/rng.hpp"
+#include "core/threads.hpp"
+#include "nn/optim.hpp"
+#include "nn/resnet_cifar.hpp"
+
+namespace {
+
+using bitgrad::autograd::Variable;
+using bitgrad::core::Rng;
+using bitgrad::core::Shape;
+using bitgrad::core::Tensor;
+
+constexpr int64_t kTrainBatch = 128;
+constexpr int kWarmupSteps = 2;  // first steps allocate momentum buffers and warm the allocator
+
+struct Input {
+  int64_t channels, size;
+};
+
+std::string shape_name(const Input& in) {
+  return std::to_string(in.channels) + "x" + std::to_string(in.size) + "x" +
+         std::to_string(in.size);
+}
+
+void set_images_per_second(benchmark::State& state, int64_t batch) {
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = bitgrad::core::num_threads();
+}
+
+void bm_train_step(benchmark::State& state, Input in) {
+  Rng rng(1);
+  bitgrad::nn::ResNetCifar model({.depth = 20,
+                                  .num_classes = 10,
+                                  .in_channels = in.channels,
+                                  .shortcut = bitgrad::nn::Shortcut::kA},
+                                 rng);
+  model.train();
+  bitgrad::nn::Sgd sgd(model.parameters(), {.lr = 0.01f, .momentum = 0.9f});
+  const Variable x(
+      rng.uniform_tensor(Shape{kTrainBatch, in.channels, in.size, in.size}, -1.0f, 1.0f));
+  std::vector<int64_t> targets(kTrainBatch);
+  for (auto& t : targets) t = static_cast<int64_t>(rng.below(10));
+  auto step = [&] {
+    sgd.zero_grad();
+    const Variable loss = bitgrad::autograd::cross_entropy(model.forward(x), targets);
+    loss.backward();
+    sgd.step();
+    return loss.item();
+  };
+  for (int i = 0; i < kWarmupSteps; ++i) step();
+  for (auto _ : state) benchmark::DoNotOptimize(step());
+  set_images_per_second(state, kTrainBatch);
+}
+
+void bm_eval_forward(benchmark::State& state, Input in, int64_t batch) {
+  Rng rng(1);
+  bitgrad::nn::ResNetCifar model({.depth = 20,
+                                  .num_classes = 10,
+                                  .in_channels = in.channels,
+                                  .shortcut = bitgrad::nn::Shortcut::kA},
+                                 rng);
+  model.eval();
+  const bitgrad::autograd::NoGradGuard no_grad;
+  const Variable x(rng.uniform_tensor(Shape{batch, in.channels, in.size, in.size}, -1.0f, 1.0f));
+  for (int i = 0; i < kWarmupSteps; ++i) benchmark::DoNotOptimize(model.forward(x).value().data());
+  for (auto _ : state) benchmark::DoNotOptimize(model.forward(x).value().data());
+  set_images_per_second(state, batch);
+}
+
+void register_all() {
+  for (const Input in : {Input{1, 28}, Input{3, 32}}) {
+    const std::string s = shape_name(in);
+    benchmark::RegisterBenchmark(("train_step/" + s + "/b" + std::to_string(kTrainBatch)).c_str(),
+                                 bm_train_step, in)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    for (int64_t b : {1, 64})
+      benchmark::RegisterBenchmark(("eval_forward/" + s + "/b" + std::to_string(b)).c_str(),
+                                   bm_eval_forward, in, b)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* env = std::getenv("BITGRAD_THREADS");
+  if (env != nullptr && *env != '\0')
+    bitgrad::core::init_threads_from_env();
+  else
+    bitgrad::core::set_num_threads(2);
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
