@@ -74,7 +74,7 @@ Variable pad_channels(const Variable& x, int64_t before, int64_t after);
 // ---- convolution (ops/conv.cpp) -----------------------------------------------------------------
 using Conv2dOptions = core::Conv2dOptions;  // stride, padding (all sides), dilation
 // x [N, C, H, W], weight [O, C, kh, kw], bias [O] or undefined -> [N, O, Ho, Wo] with
-// Ho = (H + 2p - d(kh-1) - 1)/s + 1. Computed by core/conv.hpp (im2col + Eigen GEMM, oneTBB).
+// Ho = (H + 2p - d(kh-1) - 1)/s + 1. Computed by core/conv.hpp (direct convolution kernels, oneTBB).
 // dx = col2im(W^T g), dW = sum_n g_n col_n^T, db = sum of g over N, H, W.
 Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 const Conv2dOptions& options = {});

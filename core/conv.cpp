@@ -396,8 +396,12 @@ void forward_into(const float* px, const float* pw, const float* pb, float* po, 
 // Stride 1: dx is the "full" convolution of grad_out with the flipped, transposed kernel,
 // W'[c, o, i, j] = W[o, c, kh-1-i, kw-1-j], padding d*(k-1) - p (when that is >= 0), run through
 // forward_into.
+// It moves O*kh*kw values per output position through the split where col2im moves about
+// 2*C*kh*kw, and computes whole blocks of block_o() output channels, so it is used only when O is
+// not much larger than C (not for stems like 3 -> 16, whose dx training never needs).
 bool flipped_backward_applies(const Geometry& g) {
-  return g.stride == 1 && g.dil * (g.kh - 1) >= g.ph && g.dil * (g.kw - 1) >= g.pw;
+  return g.stride == 1 && g.dil * (g.kh - 1) >= g.ph && g.dil * (g.kw - 1) >= g.pw &&
+         g.o <= 2 * g.c;
 }
 
 void backward_input_flipped(const float* pg, const float* pw, float* pdx, const Geometry& g) {

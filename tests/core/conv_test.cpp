@@ -135,6 +135,9 @@ TEST_CASE("conv2d matches the naive convolution across image groups and row band
       {Shape{2, 3, 24, 20}, Shape{4, 3, 3, 3}, {1, 1, 1}},
       {Shape{2, 3, 40, 36}, Shape{5, 3, 3, 3}, {2, 1, 1}},
       {Shape{2, 2, 30, 33}, Shape{3, 2, 3, 2}, {1, 2, 2}},
+      // Output rows of whole SIMD vectors and whole weight blocks (ResNet's 32x32 and 16x16 maps).
+      {Shape{3, 8, 16, 16}, Shape{16, 8, 3, 3}, {1, 1, 1}},
+      {Shape{2, 3, 32, 32}, Shape{16, 3, 3, 3}, {2, 1, 1}},
   };
   uint64_t seed = 100;
   for (const Case& c : cases) {
