@@ -2,6 +2,7 @@
 #include "core/tensor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
@@ -32,6 +33,7 @@ class BlockCache {
 
   // bytes already rounded.
   void* allocate(size_t bytes) {
+    add_live(bytes);
     if (bytes >= kMinBytes) {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = free_.find(bytes);
@@ -43,11 +45,15 @@ class BlockCache {
       }
     }
     void* p = std::aligned_alloc(kAlignment, bytes);
-    if (p == nullptr) throw std::bad_alloc();
+    if (p == nullptr) {
+      live_bytes_.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+      throw std::bad_alloc();
+    }
     return p;
   }
 
   void release(void* p, size_t bytes) {
+    live_bytes_.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_relaxed);
     if (bytes >= kMinBytes) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (cached_bytes_ + bytes <= kMaxCachedBytes) {
@@ -59,6 +65,17 @@ class BlockCache {
     std::free(p);
   }
 
+  StorageStats stats() {
+    StorageStats s;
+    s.live_bytes = live_bytes_.load(std::memory_order_relaxed);
+    s.peak_live_bytes = peak_live_bytes_.load(std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mutex_);
+    s.cached_bytes = static_cast<int64_t>(cached_bytes_);
+    return s;
+  }
+
+  void reset_peak() { peak_live_bytes_.store(live_bytes_.load(std::memory_order_relaxed)); }
+
   // Never destroyed: Tensors in static objects may be freed after any static destructor ran.
   static BlockCache& instance() {
     static BlockCache* cache = new BlockCache;
@@ -66,9 +83,19 @@ class BlockCache {
   }
 
  private:
+  void add_live(size_t bytes) {
+    const int64_t now = live_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed) +
+                        static_cast<int64_t>(bytes);
+    int64_t peak = peak_live_bytes_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_live_bytes_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+  }
+
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;
+  std::atomic<int64_t> live_bytes_{0};
+  std::atomic<int64_t> peak_live_bytes_{0};
 };
 
 // Calls f(flat_offset) for every element of a strided view, in row-major order.
@@ -107,6 +134,10 @@ Storage::Storage(int64_t size, bool zero_fill) : size_(size) {
 }
 
 Storage::~Storage() { BlockCache::instance().release(data_, storage_bytes(size_)); }
+
+StorageStats storage_stats() { return BlockCache::instance().stats(); }
+
+void reset_peak_storage_bytes() { BlockCache::instance().reset_peak(); }
 
 Tensor::Tensor(const Shape& shape)
     : storage_(std::make_shared<Storage>(shape.numel())),

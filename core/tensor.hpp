@@ -38,6 +38,17 @@ class Storage {
   int64_t size_ = 0;
 };
 
+// Bytes held by tensor storage, process-wide (rounded allocation sizes): `live` in Storage objects
+// that exist now, `peak_live` the most ever live at once (since start or the last reset), `cached`
+// freed large buffers kept for reuse. live + cached is what tensors hold from the OS allocator.
+struct StorageStats {
+  int64_t live_bytes = 0;
+  int64_t peak_live_bytes = 0;
+  int64_t cached_bytes = 0;
+};
+StorageStats storage_stats();
+void reset_peak_storage_bytes();  // peak_live := live
+
 class Tensor {
  public:
   using Strides = std::array<int64_t, kMaxRank>;
