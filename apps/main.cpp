@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "apps/commands.hpp"
+#include "apps/plot.hpp"
 #include "core/error.hpp"
 #include "core/threads.hpp"
 
@@ -14,9 +15,10 @@ namespace {
 constexpr const char* kUsage =
     "usage: bitgrad <command> [options]\n"
     "commands:\n"
-    "  train     train a CIFAR ResNet (FP32) on a data set, with checkpoints and resume\n"
+    "  train     train a CIFAR ResNet (FP32, or its QAT twin with --quant) with checkpoints and resume\n"
     "  eval      top-1, top-5 and per-class accuracy of a saved model\n"
     "  demo      train a ResNet on Fashion-MNIST, evaluate, save and reload it\n"
+    "  plot      training-curve PNGs from JSON-lines logs (bitgrad train's <out>.log.jsonl)\n"
     "  help      show this help\n"
     "Run 'bitgrad <command> --help' for a command's options.\n";
 
@@ -35,7 +37,8 @@ int main(int argc, char** argv) {
     if (command == "train") return bitgrad::apps::run_train(rest);
     if (command == "eval") return bitgrad::apps::run_eval(rest);
     if (command == "demo") return bitgrad::apps::run_demo(rest);
-    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, demo, help)\n",
+    if (command == "plot") return bitgrad::apps::run_plot(rest);
+    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, demo, plot, help)\n",
                  command.c_str());
     return 2;
   } catch (const bitgrad::Error& e) {
