@@ -26,6 +26,8 @@ class Args {
   int64_t integer(const std::string& name, int64_t min, int64_t max) const;
   double number(const std::string& name, double min, double max) const;
   bool on(const std::string& name) const;
+  // True when the option (or flag) appeared on the command line, rather than taking its default.
+  bool given(const std::string& name) const { return values_.count(name) != 0; }
   const std::vector<std::string>& positional() const { return positional_; }
   std::string help() const;
 

@@ -1,13 +1,18 @@
 // train.cpp: `bitgrad train` (FP32 training of a CIFAR ResNet on a real data set, with checkpoints,
 // resume, progress, a JSON-lines log) and `bitgrad eval` (top-1, top-5 and per-class accuracy of a saved
 // model). Wiring only: data sets, models, optimizers, schedules and checkpoints are library calls.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "apps/args.hpp"
 #include "apps/commands.hpp"
@@ -15,6 +20,7 @@
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/memory.hpp"
 #include "core/rng.hpp"
 #include "core/safetensors.hpp"
 #include "core/threads.hpp"
@@ -26,6 +32,8 @@
 #include "nn/resnet_cifar.hpp"
 #include "nn/schedule.hpp"
 #include "nn/state_dict.hpp"
+#include "quant/hessian.hpp"
+#include "quant/policy.hpp"
 
 namespace bitgrad::apps {
 
@@ -84,6 +92,56 @@ ModelSpec spec_from_metadata(const std::map<std::string, std::string>& m, const 
   return spec;
 }
 
+// The QAT policy from the train options, or nullopt for FP32 training (no --quant).
+std::optional<quant::QuantPolicy> policy_from_args(const Args& args) {
+  if (args.str("quant").empty()) {
+    for (const char* name : {"grad", "edge", "ewgs-delta", "ewgs-update-every", "wbits", "abits"})
+      check_lazy(!args.given(name), [&] {
+        return std::string("--") + name + ": only meaningful with --quant (FP32 training has no quantizers)";
+      });
+    return std::nullopt;
+  }
+  quant::QuantPolicy p;
+  p.method = quant::parse_method(args.str("quant"));
+  p.weight_bits = static_cast<int>(args.integer("wbits", 1, 32));
+  p.act_bits = static_cast<int>(args.integer("abits", 1, 32));
+  p.edge = args.str("edge").empty() ? quant::default_edge(p.method) : quant::parse_edge(args.str("edge"));
+  p.estimator.kind = quant::parse_estimator(args.str("grad"));
+  p.estimator.ewgs_delta = static_cast<float>(args.number("ewgs-delta", 0.0, 1e6));
+  quant::validate(p);
+  return p;
+}
+
+// The model's entries of a checkpoint: without the optimizer state ("optim.*") and generator states
+// ("rng.*") that nn::save_checkpoint adds, so that the model loads strictly.
+core::SafetensorsFile without_training_state(core::SafetensorsFile file) {
+  for (auto it = file.tensors.begin(); it != file.tensors.end();)
+    it = (it->first.starts_with("optim.") || it->first.starts_with("rng.")) ? file.tensors.erase(it) : std::next(it);
+  return file;
+}
+
+// Loads the weights of an FP32 model file or checkpoint of the same architecture into `model` (which
+// has no quantizers yet): every parameter and buffer must be present with its shape.
+void load_init(const std::string& path, const ModelSpec& spec, nn::ResNetCifar& model) {
+  core::SafetensorsFile file = core::read_safetensors(path);
+  const ModelSpec found = spec_from_metadata(file.metadata, path);
+  check_lazy(found.depth == spec.depth && found.shortcut == spec.shortcut && found.classes == spec.classes &&
+                 found.channels == spec.channels,
+             [&] {
+               const auto describe = [](const ModelSpec& m) {
+                 return "resnet" + std::to_string(m.depth) + " shortcut " +
+                        (m.shortcut == nn::Shortcut::kA ? "A" : "B") + ", " + std::to_string(m.classes) +
+                        " classes, " + std::to_string(m.channels) + " channels";
+               };
+               return "--init '" + path + "': expected a model of " + describe(spec) + ", found " +
+                      describe(found);
+             });
+  check_lazy(file.metadata.count("quant") == 0, [&] {
+    return "--init '" + path + "': expected an FP32 model, found a quantized one (" + file.metadata.at("quant") + ")";
+  });
+  nn::load_state_dict(model, without_training_state(std::move(file)), /*strict=*/true);
+}
+
 // Runs the model over a whole loader in eval mode.
 nn::ClassificationMetrics evaluate(nn::ResNetCifar& model, datasets::Loader& loader, int64_t classes) {
   autograd::NoGradGuard no_grad;
@@ -123,6 +181,16 @@ int run_train(const std::vector<std::string>& argv) {
       .option("train-limit", "0", "N", "use only the first N training images (0 = all)")
       .option("out", "", "FILE", "checkpoint path (default runs/<model>-<dataset>.safetensors)")
       .option("resume", "", "FILE", "continue the run saved in this checkpoint")
+      .option("quant", "", "METHOD", "quantization-aware training: minmax|lsq|pact|lint|pot|apot")
+      .option("wbits", "2", "B", "weight bits with --quant (pot/apot: 2..4, others 2..8)")
+      .option("abits", "2", "B", "activation bits with --quant")
+      .option("grad", "ste", "EST", "rounding gradient estimator: ste|ewgs|dsq|daq")
+      .option("edge", "", "RULE", "first/last layer: fp|int8|same (default: the method's own)")
+      .option("ewgs-delta", "0", "D", "EWGS scaling factor delta (initial; fixed unless updated)")
+      .option("ewgs-update-every", "0", "E", "with --grad ewgs: re-estimate delta from the Hessian trace at "
+              "the start of every E-th epoch (not the first; 0 = keep delta fixed)")
+      .option("ewgs-batches", "3", "K", "training batches per Hessian-trace estimate")
+      .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)")
       .option("stop-after", "0", "E", "stop after epoch E as if interrupted (0 = run to the end)")
       .flag("no-augment", "train without random crop / flip")
       .flag("json", "print the final metrics as one JSON object on the last line")
@@ -160,6 +228,9 @@ int run_train(const std::vector<std::string>& argv) {
   core::Rng init_rng(seed);
   nn::ResNetCifar model(nn::ResNetCifarConfig{spec.depth, spec.classes, spec.channels, spec.shortcut},
                         init_rng);
+  const std::optional<quant::QuantPolicy> policy = policy_from_args(args);
+  if (!args.str("init").empty()) load_init(args.str("init"), spec, model);
+  if (policy) quant::quantize_model(model, *policy);
   std::unique_ptr<nn::Optimizer> optimizer;
   if (optimizer_name == "sgd")
     optimizer = std::make_unique<nn::Sgd>(nn::decay_groups(model, wd), nn::SgdOptions{lr, 0.9f, 0.0f, true});
@@ -193,7 +264,12 @@ int run_train(const std::vector<std::string>& argv) {
   recipe.set("augment_crop_padding", train_options.augment.crop_padding).set("augment_flip", train_options.augment.flip);
   recipe.set("threads", core::num_threads());
 
-  nn::TrainingState state{&model, optimizer.get(), {{"init", &init_rng}}};
+  core::Rng hessian_rng(seed ^ 0x4855544348494e53ULL);  // Hutchinson probes ("HUTCHINS")
+  nn::TrainingState state{&model, optimizer.get(), {{"init", &init_rng}, {"hessian", &hessian_rng}}};
+  const int64_t ewgs_every = args.integer("ewgs-update-every", 0, 1000000);
+  const int64_t ewgs_batches = args.integer("ewgs-batches", 1, 1000);
+  check(ewgs_every == 0 || (policy && policy->estimator.kind == quant::EstimatorKind::kEwgs),
+        "--ewgs-update-every: only meaningful with --grad ewgs");
   nn::CheckpointInfo info;
   info.architecture = "resnet" + std::to_string(spec.depth) + " shortcut " +
                       (spec.shortcut == nn::Shortcut::kA ? "A" : "B") + ", " +
@@ -201,6 +277,12 @@ int run_train(const std::vector<std::string>& argv) {
   info.dataset = dataset_name;
   info.recipe = recipe.dump();
   info.extra = spec_metadata(spec);
+  if (policy) {
+    info.extra["quant"] = quant::to_json(*policy).dump();
+    info.architecture += ", " + quant::to_string(policy->method) + " W" + std::to_string(policy->weight_bits) +
+                         "A" + std::to_string(policy->act_bits) + " (" + quant::to_string(policy->estimator.kind) + ")";
+  }
+  if (!args.str("init").empty()) info.extra["init"] = args.str("init");
   int64_t first_epoch = 0;
   if (!args.str("resume").empty()) {
     const nn::CheckpointInfo resumed = nn::load_checkpoint(args.str("resume"), state);
@@ -208,6 +290,7 @@ int run_train(const std::vector<std::string>& argv) {
       return "--resume '" + args.str("resume") + "': expected a checkpoint of " + info.architecture +
              " on " + dataset_name + ", found " + resumed.architecture + " on " + resumed.dataset;
     });
+    if (policy) quant::load_estimator_state(model);
     first_epoch = resumed.epoch;
     info.best_accuracy = resumed.best_accuracy;
     info.global_step = resumed.global_step;
@@ -231,8 +314,40 @@ int run_train(const std::vector<std::string>& argv) {
   const auto run_start = std::chrono::steady_clock::now();
   double train_seconds = 0.0;
   const int64_t end_epoch = stop_after > 0 ? std::min(stop_after, epochs) : epochs;
+  if (policy && first_epoch == 0) {
+    // Data-dependent quantizer initialisation on the first training batch, in train mode (EWGS's
+    // init_quant_model; LSQ's step). The loader restarts epoch 0 below, so the run sees this batch again.
+    train_loader.start_epoch(0);
+    const std::optional<datasets::Batch> batch = train_loader.next();
+    model.train();
+    quant::calibrate(model, [&] { model.forward(Variable(batch->images)); });
+  }
   for (int64_t epoch = first_epoch; epoch < end_epoch; ++epoch) {
     model.train();
+    if (ewgs_every > 0 && epoch > 0 && epoch % ewgs_every == 0) {
+      // EWGS's update_grad_scales: delta from the Hessian trace on the epoch's first K batches (train
+      // mode; quant/hessian.hpp restores BN statistics afterwards). The epoch restarts below.
+      train_loader.start_epoch(epoch);
+      std::vector<datasets::Batch> probe_batches;
+      while (static_cast<int64_t>(probe_batches.size()) < ewgs_batches)
+        if (auto b = train_loader.next()) probe_batches.push_back(std::move(*b)); else break;
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::vector<quant::EwgsDelta> deltas = quant::update_ewgs_deltas(
+          model, static_cast<int>(probe_batches.size()),
+          [&](int k) {
+            const datasets::Batch& b = probe_batches[static_cast<size_t>(k)];
+            return autograd::cross_entropy(model.forward(Variable(b.images)), b.labels);
+          },
+          hessian_rng);
+      double lo = 1e30, hi = 0.0;
+      for (const quant::EwgsDelta& d : deltas) {
+        lo = std::min(lo, static_cast<double>(d.delta));
+        hi = std::max(hi, static_cast<double>(d.delta));
+      }
+      std::printf("epoch %lld: EWGS delta from the Hessian trace for %zu quantizers: %.3g .. %.3g (%.1f s)\n",
+                  static_cast<long long>(epoch + 1), deltas.size(), deltas.empty() ? 0.0 : lo, hi,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
     train_loader.start_epoch(epoch);
     const double wait_before = train_loader.wait_seconds();
     Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), steps);
@@ -279,6 +394,7 @@ int run_train(const std::vector<std::string>& argv) {
     last.set("best_top1", info.best_accuracy);
     last.set("images_per_s", static_cast<double>(train_metrics.count()) / epoch_seconds);
     last.set("epoch_seconds", epoch_seconds).set("loader_wait_seconds", train_loader.wait_seconds() - wait_before);
+    last.set("peak_rss_mib", static_cast<double>(core::peak_resident_bytes()) / (1024.0 * 1024.0));
     log << last.dump() << "\n";
     log.flush();
     std::printf("epoch %lld/%lld: train loss %.4f top-1 %.2f%% | test top-1 %.2f%% top-5 %.2f%% | "
@@ -333,7 +449,10 @@ int run_eval(const std::vector<std::string>& argv) {
   });
   core::Rng rng(0);
   nn::ResNetCifar model(nn::ResNetCifarConfig{spec.depth, spec.classes, spec.channels, spec.shortcut}, rng);
-  nn::load_state_dict(model, file, /*strict=*/false);
+  if (const auto q = file.metadata.find("quant"); q != file.metadata.end())
+    quant::quantize_model(model, quant::policy_from_json(core::Json::parse(q->second)));
+  nn::load_state_dict(model, without_training_state(file), /*strict=*/true);
+  if (file.metadata.count("quant") != 0) quant::load_estimator_state(model);
   datasets::LoaderOptions options;
   options.batch_size = args.integer("batch-size", 1, 65536);
   options.shuffle = false;

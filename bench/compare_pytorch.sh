@@ -64,6 +64,10 @@ for name, v in ours.items():
     ts = f"{t:14.1f}" if t else f"{'n/a':>14}"
     ratio = f"{v / t:7.2f}" if t else f"{'n/a':>7}"
     print(f"{name:<28} {v:14.1f} {ts} {ratio}")
+fp32 = ours.get("train_step/1x28x28/b128")
+for name, v in ours.items():
+    if name.startswith("qat_step/") and fp32:
+        print(f"{name}: {fp32 / v:.2f}x the time of bitgrad's FP32 step (train_step/1x28x28/b128)")
 if not torch_ok:
     print("(PyTorch missing: no comparison)")
 EOF

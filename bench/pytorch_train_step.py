@@ -9,16 +9,20 @@ repeated steps for at least --min-time seconds of wall clock; images/s = batch *
 with --repetitions R the timed part runs R times and the best run is reported, as compare_pytorch.sh
 does for both sides). Prints one JSON object per case: {"name", "images_per_s", "ms_per_iter",
 "iterations", "threads", "repetitions"}, with names matching the C++ benchmark's. Needs torch (Debian's python3-torch); run with /usr/bin/python3.
-Not here: data loading, mixed precision, torch.compile (absent in 1.13), channels-last layouts.
+The qat_step cases run the same training step on the W2A2 QAT twin (bench/pytorch_qat.py: APoT as its
+official code, and GDFQ-style min-max). Not here: data loading, mixed precision, torch.compile (absent in 1.13), channels-last layouts.
 """
 import argparse
 import json
+import os
 import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for pytorch_qat
 
 TRAIN_BATCH = 128
 WARMUP_STEPS = 2
@@ -111,6 +115,26 @@ def bench_train(channels, size, min_time, repetitions):
            repetitions)
 
 
+def bench_qat(method, channels, size, min_time, repetitions):
+    """The training step of ResNet-20 W2A2 with PyTorch fake quantization (bench/pytorch_qat.py)."""
+    from pytorch_qat import quantize  # noqa: E402  (same folder)
+    model = quantize(ResNet20(channels), method, bits=2).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.empty(TRAIN_BATCH, channels, size, size).uniform_(-1.0, 1.0)
+    targets = torch.randint(0, 10, (TRAIN_BATCH,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), targets)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    iterations, elapsed = timed(step, min_time, repetitions)
+    report(f"qat_step/{method}_w2a2/{channels}x{size}x{size}/b{TRAIN_BATCH}", TRAIN_BATCH, iterations,
+           elapsed, repetitions)
+
+
 def bench_eval(channels, size, batch, min_time, repetitions):
     model = ResNet20(channels).eval()
     x = torch.empty(batch, channels, size, size).uniform_(-1.0, 1.0)
@@ -140,6 +164,9 @@ def main():
             cases.append((f"eval_forward/{channels}x{size}x{size}/b{batch}",
                           lambda c=channels, s=size, b=batch: bench_eval(c, s, b, args.min_time,
                                                                          args.repetitions)))
+    for method in ("apot", "minmax"):
+        cases.append((f"qat_step/{method}_w2a2/1x28x28/b{TRAIN_BATCH}",
+                      lambda m=method: bench_qat(m, 1, 28, args.min_time, args.repetitions)))
     for name, run in cases:
         if args.filter in name:
             run()

@@ -1,7 +1,9 @@
 // train_step_bench.cpp: whole-model speed of ResNet-20 (option-A shortcuts): one training step
 // (zero_grad, forward, cross-entropy, backward, SGD momentum 0.9 update) at batch 128, and the
 // eval-mode forward (model.eval() under NoGradGuard) at batch 1 and 64, for 1x28x28 and 3x32x32
-// inputs. Counter "images/s" (a rate over real time). Threads: BITGRAD_THREADS when set, else 2.
+// inputs, and the same training step of the QAT twin (quant::quantize_model) with W2A2 APoT (learnable
+// alphas, ternary weights, int8 first/last layers) and W2A2 min-max (uniform, per-channel weights, EMA
+// activation ranges), for 1x28x28. Counter "images/s" (a rate over real time). Threads: BITGRAD_THREADS when set, else 2.
 // bench/pytorch_train_step.py times the identical model and steps in PyTorch;
 // bench/compare_pytorch.sh runs both and prints the ratio. Not here: per-layer timings
 // (bench/conv2d_bench.cpp).
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/ops.hpp"
@@ -17,6 +20,7 @@
 #include "core/threads.hpp"
 #include "nn/optim.hpp"
 #include "nn/resnet_cifar.hpp"
+#include "quant/policy.hpp"
 
 namespace {
 
@@ -68,6 +72,36 @@ void bm_train_step(benchmark::State& state, Input in) {
   set_images_per_second(state, kTrainBatch);
 }
 
+void bm_qat_step(benchmark::State& state, Input in, bitgrad::quant::QuantMethod method) {
+  Rng rng(1);
+  bitgrad::nn::ResNetCifar model({.depth = 20,
+                                  .num_classes = 10,
+                                  .in_channels = in.channels,
+                                  .shortcut = bitgrad::nn::Shortcut::kA},
+                                 rng);
+  bitgrad::quant::QuantPolicy policy;
+  policy.method = method;
+  policy.edge = bitgrad::quant::default_edge(method);
+  bitgrad::quant::quantize_model(model, policy);
+  model.train();
+  bitgrad::nn::Sgd sgd(model.parameters(), {.lr = 0.01f, .momentum = 0.9f});
+  const Variable x(
+      rng.uniform_tensor(Shape{kTrainBatch, in.channels, in.size, in.size}, -1.0f, 1.0f));
+  std::vector<int64_t> targets(kTrainBatch);
+  for (auto& t : targets) t = static_cast<int64_t>(rng.below(10));
+  bitgrad::quant::calibrate(model, [&] { model.forward(x); });
+  auto step = [&] {
+    sgd.zero_grad();
+    const Variable loss = bitgrad::autograd::cross_entropy(model.forward(x), targets);
+    loss.backward();
+    sgd.step();
+    return loss.item();
+  };
+  for (int i = 0; i < kWarmupSteps; ++i) step();
+  for (auto _ : state) benchmark::DoNotOptimize(step());
+  set_images_per_second(state, kTrainBatch);
+}
+
 void bm_eval_forward(benchmark::State& state, Input in, int64_t batch) {
   Rng rng(1);
   bitgrad::nn::ResNetCifar model({.depth = 20,
@@ -95,6 +129,17 @@ void register_all() {
                                    bm_eval_forward, in, b)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
+  }
+  for (const auto& [name, method] : {std::pair<const char*, bitgrad::quant::QuantMethod>{
+                                         "apot_w2a2", bitgrad::quant::QuantMethod::kApot},
+                                     std::pair<const char*, bitgrad::quant::QuantMethod>{
+                                         "minmax_w2a2", bitgrad::quant::QuantMethod::kMinMax}}) {
+    const Input in{1, 28};
+    benchmark::RegisterBenchmark(
+        ("qat_step/" + std::string(name) + "/" + shape_name(in) + "/b" + std::to_string(kTrainBatch)).c_str(),
+        bm_qat_step, in, method)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   }
 }
 

@@ -156,6 +156,13 @@ double sum_all(const Tensor& t) {
   return s;
 }
 
+double mean_abs(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  double s = 0.0;
+  for (float v : c.span()) s += std::fabs(v);
+  return c.numel() > 0 ? s / static_cast<double>(c.numel()) : 0.0;
+}
+
 Tensor sum_to(const Tensor& t, const Shape& target) {
   if (t.shape() == target) return t;
   check_lazy(broadcast_shapes(target, t.shape(), "sum_to") == t.shape(), [&] {

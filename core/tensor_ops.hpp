@@ -31,6 +31,8 @@ Tensor broadcast_to(const Tensor& t, const Shape& target);
 Tensor sum(const Tensor& t, std::span<const int> axes, bool keepdim);
 // Sum of all elements, accumulated in double.
 double sum_all(const Tensor& t);
+// Mean of |x| over all elements, accumulated in double (0 for an empty tensor).
+double mean_abs(const Tensor& t);
 
 // In place: dst += alpha * src (same shape; dst contiguous).
 void axpy_(Tensor& dst, float alpha, const Tensor& src);

@@ -2,6 +2,7 @@
 #include "nn/conv2d.hpp"
 
 #include <string>
+#include <utility>
 
 #include "core/error.hpp"
 #include "nn/init.hpp"
@@ -43,7 +44,24 @@ Variable Conv2d::forward(const Variable& x) const {
     return "Conv2d: expected input [N, " + std::to_string(config_.in_channels) + ", H, W], got " +
            x.shape().to_string() + " (weight " + weight_.shape().to_string() + ")";
   });
-  return autograd::conv2d(x, weight_, bias_, options());
+  if (!quantizer_) return autograd::conv2d(x, weight_, bias_, options());
+  const Variable qx = quantizer_->quantize_input(x);  // input before weight: the documented order
+  const Variable qw = quantizer_->quantize_weight(weight_);
+  const Variable y = autograd::conv2d(qx, qw, bias_, options());
+  return quantizer_->scale_output(y, [&] {
+    autograd::NoGradGuard no_grad;
+    return autograd::conv2d(x, weight_, bias_, options());
+  });
+}
+
+void Conv2d::set_quantizer(std::unique_ptr<LayerQuantizer> quantizer) {
+  check(quantizer != nullptr, "Conv2d::set_quantizer: expected a quantizer, got null");
+  check_lazy(!quantizer_, [&] {
+    return "Conv2d::set_quantizer: expected a layer without a quantizer, this one already has " +
+           quantizer_->type_name();
+  });
+  quantizer_ = std::move(quantizer);
+  register_module("quant", *quantizer_);
 }
 
 }  // namespace bitgrad::nn

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "autograd/ops.hpp"
 #include "core/rng.hpp"
+#include "nn/layer_quantizer.hpp"
 #include "nn/module.hpp"
 
 namespace bitgrad::nn {
@@ -39,10 +41,17 @@ class Conv2d final : public Module {
   Variable& bias() { return bias_; }
   const Variable& bias() const { return bias_; }
 
+  // Attaches the quantizer that makes this layer its QAT twin (nn/layer_quantizer.hpp), registered
+  // as child "quant". Throws Error when `quantizer` is null or one is already attached.
+  void set_quantizer(std::unique_ptr<LayerQuantizer> quantizer);
+  // The attached quantizer, or null for a float layer.
+  LayerQuantizer* quantizer() const { return quantizer_.get(); }
+
  private:
   Conv2dConfig config_;
   Variable weight_;
   Variable bias_;
+  std::unique_ptr<LayerQuantizer> quantizer_;
 };
 
 }  // namespace bitgrad::nn

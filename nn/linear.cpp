@@ -2,6 +2,7 @@
 #include "nn/linear.hpp"
 
 #include <string>
+#include <utility>
 
 #include "core/error.hpp"
 #include "nn/init.hpp"
@@ -25,7 +26,24 @@ Variable Linear::forward(const Variable& x) const {
     return "Linear: expected input [N, " + std::to_string(config_.in_features) + "], got " +
            x.shape().to_string();
   });
-  return autograd::linear(x, weight_, bias_);
+  if (!quantizer_) return autograd::linear(x, weight_, bias_);
+  const Variable qx = quantizer_->quantize_input(x);  // input before weight: the documented order
+  const Variable qw = quantizer_->quantize_weight(weight_);
+  const Variable y = autograd::linear(qx, qw, bias_);
+  return quantizer_->scale_output(y, [&] {
+    autograd::NoGradGuard no_grad;
+    return autograd::linear(x, weight_, bias_);
+  });
+}
+
+void Linear::set_quantizer(std::unique_ptr<LayerQuantizer> quantizer) {
+  check(quantizer != nullptr, "Linear::set_quantizer: expected a quantizer, got null");
+  check_lazy(!quantizer_, [&] {
+    return "Linear::set_quantizer: expected a layer without a quantizer, this one already has " +
+           quantizer_->type_name();
+  });
+  quantizer_ = std::move(quantizer);
+  register_module("quant", *quantizer_);
 }
 
 }  // namespace bitgrad::nn

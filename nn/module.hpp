@@ -67,7 +67,8 @@ struct ParameterGroups {
 // Base class of layers and models. Derived classes hold their parameters, buffers and children as
 // plain members and register them by name in their constructor. Because the module keeps the
 // addresses of those members, modules can be neither copied nor moved (build models in place, or on
-// the heap with std::make_unique). Inheritance is one level deep: layers and models are `final`.
+// the heap with std::make_unique). Layers and models are `final`; the one intermediate base is
+// LayerQuantizer (nn/layer_quantizer.hpp), which quant/ derives its quantizers from.
 //
 // Recursive listings visit the module's own entries first (in registration order), then each child
 // in registration order, prefixing names with "child." as PyTorch does. Const methods return handles

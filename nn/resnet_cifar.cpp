@@ -78,11 +78,11 @@ BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int stride, Shortcut s
 namespace {
 // relu(bn(conv(x)) + residual) (residual may be undefined). BN -> (add) -> ReLU always run as one
 // fused op (nn/batch_norm.hpp); for inference without a graph (eval mode, grad mode off, no
-// recorded BN statistics) the whole chain runs inside the convolution's pass
+// recorded BN statistics, a float convolution) the whole chain runs inside the convolution's pass
 // (core::conv2d_forward_fused), with the same results.
 Variable conv_bn_relu(const Conv2d& conv, BatchNorm2d& bn, const Variable& x,
                       const Variable& residual = Variable()) {
-  if (autograd::grad_enabled() || bn.is_training() || bn.records_input_stats())
+  if (autograd::grad_enabled() || bn.is_training() || bn.records_input_stats() || conv.quantizer())
     return bn.forward_relu(conv.forward(x), residual);
   const autograd::BatchNormAffine affine = autograd::batch_norm_eval_affine(
       bn.weight().value(), bn.bias().value(), bn.running_mean(), bn.running_var(), bn.config().eps);

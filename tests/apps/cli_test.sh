@@ -3,7 +3,9 @@
 #  1. `train --resume` after an interrupted run gives the same final checkpoint, byte for byte, as an
 #     uninterrupted run with the same seed and threads;
 #  2. `eval` reads the checkpoint back and prints top-1/top-5/per-class, and --json ends stdout with JSON;
-#  3. bad input gives one line on stderr and a non-zero exit.
+#  3. QAT: `train --quant ... --init FP32` starts from the FP32 weights, its checkpoint records the
+#     policy, `eval` rebuilds the quantized model from it, and a resumed QAT run is byte-identical too;
+#  4. bad input gives one line on stderr and a non-zero exit.
 set -euo pipefail
 bitgrad=$1
 work=$(mktemp -d)
@@ -26,6 +28,20 @@ echo "$out" | grep -q "top-1" || { echo "FAIL: eval printed no top-1"; exit 1; }
 echo "$out" | tail -n 1 | grep -q '^{"model":' || { echo "FAIL: --json is not the last line"; exit 1; }
 echo "eval: ok"
 
+# QAT from the FP32 checkpoint, interrupted and resumed like above.
+qat=(--dataset synthetic --model resnet20 --epochs 2 --batch-size 64 --train-limit 256 --threads 2 --seed 4
+     --quant apot --wbits 2 --abits 2 --init "$work/straight.safetensors" --lr 0.02)
+"$bitgrad" train "${qat[@]}" --out "$work/qat.safetensors" > "$work/qat.txt"
+grep -q "apot W2A2" "$work/qat.txt" || { echo "FAIL: QAT run does not announce its policy"; cat "$work/qat.txt"; exit 1; }
+"$bitgrad" train "${qat[@]}" --out "$work/qat-killed.safetensors" --stop-after 1 > /dev/null
+"$bitgrad" train "${qat[@]}" --out "$work/qat-killed.safetensors" --resume "$work/qat-killed.safetensors" > /dev/null
+cmp -s "$work/qat.safetensors" "$work/qat-killed.safetensors" || { echo "FAIL: resumed QAT run differs"; exit 1; }
+out=$("$bitgrad" eval "$work/qat.safetensors" --json)
+echo "$out" | tail -n 1 | grep -q '"top1"' || { echo "FAIL: eval of the QAT model"; echo "$out"; exit 1; }
+"$bitgrad" train --dataset synthetic --model resnet20 --epochs 1 --batch-size 64 --train-limit 128 --threads 2 \
+  --quant lint --grad ewgs --ewgs-delta 0.001 --init "$work/straight.safetensors" --out "$work/lint.safetensors" > /dev/null
+echo "qat: ok"
+
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit and one stderr line matching PATTERN
   local pattern=$1; shift
   if "$bitgrad" "$@" > /dev/null 2> "$work/err.txt"; then echo "FAIL: '$*' succeeded"; exit 1; fi
@@ -37,6 +53,11 @@ expect_error "expects an integer" train --epochs two
 expect_error "expected one of resnet20" train --model resnet7
 expect_error "missing file" train --dataset cifar10 --data "$work"
 expect_error "cannot open" eval "$work/missing.safetensors"
+expect_error "minmax|lsq|pact|lint|pot|apot" train --quant apot2
+expect_error "wbits" train --quant apot --wbits 5
+expect_error "only meaningful with --quant" train --grad ewgs
+expect_error "expected a model of resnet32" train --model resnet32 --dataset synthetic --quant apot --init "$work/straight.safetensors"
+expect_error "expected an FP32 model" train --dataset synthetic --quant apot --init "$work/qat.safetensors"
 printf 'not a model' > "$work/bad.safetensors"
 expect_error "bad.safetensors" eval "$work/bad.safetensors"
 echo "bad input: ok"

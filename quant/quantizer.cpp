@@ -1,0 +1,99 @@
+// quantizer.cpp: QuantizedLayer, the composition of weight, input and output-scale quantization.
+#include "quant/quantizer.hpp"
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "autograd/ops.hpp"
+#include "core/error.hpp"
+#include "core/tensor_ops.hpp"
+
+namespace bitgrad::quant {
+
+TensorQuantizer::TensorQuantizer(std::string type_name)
+    : nn::Module(std::move(type_name)), ewgs_delta_(Tensor::zeros(core::Shape{1})) {
+  register_buffer("ewgs_delta", ewgs_delta_);
+}
+
+void TensorQuantizer::set_ewgs_delta(float delta) {
+  check_lazy(std::isfinite(delta) && delta >= 0.0f, [&] {
+    return type_name() + ": expected an EWGS delta >= 0, got " + std::to_string(delta);
+  });
+  Estimator e = estimator_;
+  e.ewgs_delta = delta;
+  set_estimator(e);
+  ewgs_delta_.fill_(delta);
+}
+
+void TensorQuantizer::load_estimator_state() {
+  const float delta = ewgs_delta_.span()[0];
+  check_lazy(std::isfinite(delta) && delta >= 0.0f, [&] {
+    return type_name() + ": the loaded ewgs_delta is " + std::to_string(delta) + ", expected a value >= 0";
+  });
+  if (delta == estimator_.ewgs_delta) return;
+  Estimator e = estimator_;
+  e.ewgs_delta = delta;
+  set_estimator(e);
+}
+
+QuantizedLayer::QuantizedLayer(std::unique_ptr<TensorQuantizer> weight,
+                               std::unique_ptr<TensorQuantizer> input, bool with_output_scale)
+    : nn::LayerQuantizer("QuantizedLayer"), weight_(std::move(weight)), input_(std::move(input)) {
+  check(weight_ != nullptr, "QuantizedLayer: expected a weight quantizer, got null");
+  if (with_output_scale) {
+    output_scale_ = Variable(Tensor::full(core::Shape{1}, 1.0f), true);
+    register_parameter("output_scale", output_scale_, nn::ParamKind::kBias);
+  }
+  register_module("weight", *weight_);
+  if (input_) register_module("input", *input_);
+}
+
+namespace {
+// y + perturbation, recording dL/dy into the slot on the way back (the identity for the gradient).
+Variable probe(const Variable& y, QuantizedLayer::ProbeSlot& slot) {
+  Tensor value = slot.perturbation.defined() ? core::add(y.value(), slot.perturbation) : y.value();
+  return autograd::make_node(std::move(value), {y}, "hessian_probe",
+                             [&slot](const Tensor& g, const std::vector<bool>&) {
+                               slot.grad = g.clone();
+                               return std::vector<Tensor>{g};
+                             });
+}
+}  // namespace
+
+Variable QuantizedLayer::quantize_input(const Variable& x) {
+  if (!input_) return x;
+  if (calibrating_) input_->calibrate(x.value());
+  const Variable y = input_->fake_quant(x);
+  return input_probe_ != nullptr ? probe(y, *input_probe_) : y;
+}
+
+Variable QuantizedLayer::quantize_weight(const Variable& weight) {
+  if (calibrating_) weight_->calibrate(weight.value());
+  const Variable y = weight_->fake_quant(weight);
+  return weight_probe_ != nullptr ? probe(y, *weight_probe_) : y;
+}
+
+// EWGS and DAQ apply the output scale as |s| (ALGORITHMS.md §2.1, §7.2) and initialise it as
+// mean|conv(a, W)| / mean|conv(a_q, W_q)| on the calibration batch.
+Variable QuantizedLayer::scale_output(const Variable& y, const FloatOutput& float_output) {
+  if (!output_scale_.defined()) return y;
+  if (calibrating_) {
+    const Tensor reference = float_output().value();
+    const double quantized = core::mean_abs(y.value());
+    const double ratio = quantized > 0.0 ? core::mean_abs(reference) / quantized : 1.0;
+    Tensor value = output_scale_.value();  // a handle: fills the parameter in place
+    value.fill_(static_cast<float>(ratio));
+  }
+  return autograd::mul(y, autograd::abs(output_scale_));
+}
+
+core::Json QuantizedLayer::describe() const {
+  core::Json out = core::Json::object();
+  out.set("weight", weight_->describe());
+  out.set("input", input_ ? input_->describe() : core::Json());
+  out.set("output_scale", output_scale_.defined());
+  return out;
+}
+
+}  // namespace bitgrad::quant
