@@ -142,6 +142,22 @@ void load_init(const std::string& path, const ModelSpec& spec, nn::ResNetCifar& 
   nn::load_state_dict(model, without_training_state(std::move(file)), /*strict=*/true);
 }
 
+// The optimizer's groups: conv/linear weights with weight decay; BN, biases without; quantizer
+// parameters (names with ".quant.": clipping values, steps, output scales) without decay and with
+// their own learning-rate multiplier (EWGS trains them 100x slower than the weights).
+std::vector<nn::ParamGroup> training_groups(const nn::Module& model, float wd, float quant_lr_scale) {
+  const nn::ParameterGroups named = model.parameter_groups();
+  std::vector<nn::ParamGroup> groups(2);
+  groups[0].weight_decay = wd;
+  for (const nn::NamedParameter& p : named.decay) groups[0].params.push_back(p.variable);
+  nn::ParamGroup quantizers;
+  quantizers.lr_scale = quant_lr_scale;
+  for (const nn::NamedParameter& p : named.no_decay)
+    (p.name.find(".quant.") != std::string::npos ? quantizers : groups[1]).params.push_back(p.variable);
+  if (!quantizers.params.empty()) groups.push_back(std::move(quantizers));
+  return groups;
+}
+
 // Runs the model over a whole loader in eval mode.
 nn::ClassificationMetrics evaluate(nn::ResNetCifar& model, datasets::Loader& loader, int64_t classes) {
   autograd::NoGradGuard no_grad;
@@ -190,7 +206,10 @@ int run_train(const std::vector<std::string>& argv) {
       .option("ewgs-update-every", "0", "E", "with --grad ewgs: re-estimate delta from the Hessian trace at "
               "the start of every E-th epoch (not the first; 0 = keep delta fixed)")
       .option("ewgs-batches", "3", "K", "training batches per Hessian-trace estimate")
+      .option("quant-lr-scale", "", "F", "learning-rate multiplier of the quantizer parameters "
+              "(default: 0.01 for lint, as EWGS's 1e-5 vs 1e-3; 1 otherwise)")
       .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)")
+      .option("log-steps", "0", "N", "also log the mean training loss of every N steps to <out>.steps.jsonl")
       .option("stop-after", "0", "E", "stop after epoch E as if interrupted (0 = run to the end)")
       .flag("no-augment", "train without random crop / flip")
       .flag("json", "print the final metrics as one JSON object on the last line")
@@ -231,13 +250,19 @@ int run_train(const std::vector<std::string>& argv) {
   const std::optional<quant::QuantPolicy> policy = policy_from_args(args);
   if (!args.str("init").empty()) load_init(args.str("init"), spec, model);
   if (policy) quant::quantize_model(model, *policy);
+  const float quant_lr_scale = static_cast<float>(
+      args.str("quant-lr-scale").empty()
+          ? (policy && policy->method == quant::QuantMethod::kLint ? 0.01 : 1.0)
+          : args.number("quant-lr-scale", 0.0, 1e6));
+  check(policy || !args.given("quant-lr-scale"), "--quant-lr-scale: only meaningful with --quant");
+  const std::vector<nn::ParamGroup> groups = training_groups(model, wd, quant_lr_scale);
   std::unique_ptr<nn::Optimizer> optimizer;
   if (optimizer_name == "sgd")
-    optimizer = std::make_unique<nn::Sgd>(nn::decay_groups(model, wd), nn::SgdOptions{lr, 0.9f, 0.0f, true});
+    optimizer = std::make_unique<nn::Sgd>(groups, nn::SgdOptions{lr, 0.9f, 0.0f, true});
   else {
     nn::AdamOptions adam;  // betas (0.9, 0.999), eps 1e-8: PyTorch's defaults
     adam.lr = lr;
-    optimizer = std::make_unique<nn::Adam>(nn::decay_groups(model, wd), adam);
+    optimizer = std::make_unique<nn::Adam>(groups, adam);
   }
   const nn::Schedule schedule(schedule_config, lr, epochs);
 
@@ -301,6 +326,13 @@ int run_train(const std::vector<std::string>& argv) {
   const std::string log_path = sibling(out, ".log.jsonl");
   std::ofstream log(log_path, first_epoch > 0 ? std::ios::app : std::ios::trunc);
   check(static_cast<bool>(log), "train: cannot write the log '" + log_path + "'");
+  const int64_t log_steps = args.integer("log-steps", 0, 1000000);
+  std::ofstream steps_log;
+  if (log_steps > 0) {
+    const std::string steps_path = sibling(out, ".steps.jsonl");
+    steps_log.open(steps_path, first_epoch > 0 ? std::ios::app : std::ios::trunc);
+    check(static_cast<bool>(steps_log), "train: cannot write the step log '" + steps_path + "'");
+  }
 
   const int64_t steps = train_loader.batches_per_epoch();
   std::printf("train: %s on %s (%lld training images, %lld test), %lld parameters, %d threads, "
@@ -322,6 +354,8 @@ int run_train(const std::vector<std::string>& argv) {
     model.train();
     quant::calibrate(model, [&] { model.forward(Variable(batch->images)); });
   }
+  double window_loss = 0.0;  // training loss since the last --log-steps line
+  int64_t window_steps = 0;
   for (int64_t epoch = first_epoch; epoch < end_epoch; ++epoch) {
     model.train();
     if (ewgs_every > 0 && epoch > 0 && epoch % ewgs_every == 0) {
@@ -373,6 +407,16 @@ int run_train(const std::vector<std::string>& argv) {
       train_metrics.add(logits.value(), batch->labels);
       ++step;
       ++info.global_step;
+      window_loss += l;
+      ++window_steps;
+      if (log_steps > 0 && info.global_step % log_steps == 0) {
+        Json line = Json::object();
+        line.set("step", info.global_step).set("epoch", epoch + 1);
+        line.set("loss", window_loss / static_cast<double>(window_steps)).set("lr", static_cast<double>(step_lr));
+        steps_log << line.dump() << "\n";
+        window_loss = 0.0;
+        window_steps = 0;
+      }
       bar.update(step, loss_sum / static_cast<double>(step), train_metrics.top1(), train_metrics.count());
     }
     bar.finish();

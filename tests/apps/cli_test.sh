@@ -39,7 +39,12 @@ cmp -s "$work/qat.safetensors" "$work/qat-killed.safetensors" || { echo "FAIL: r
 out=$("$bitgrad" eval "$work/qat.safetensors" --json)
 echo "$out" | tail -n 1 | grep -q '"top1"' || { echo "FAIL: eval of the QAT model"; echo "$out"; exit 1; }
 "$bitgrad" train --dataset synthetic --model resnet20 --epochs 1 --batch-size 64 --train-limit 128 --threads 2 \
-  --quant lint --grad ewgs --ewgs-delta 0.001 --init "$work/straight.safetensors" --out "$work/lint.safetensors" > /dev/null
+  --quant lint --grad ewgs --ewgs-delta 0.001 --init "$work/straight.safetensors" --out "$work/lint.safetensors" \
+  --log-steps 1 > /dev/null
+[ "$(wc -l < "$work/lint.steps.jsonl")" -eq 2 ] || { echo "FAIL: --log-steps 1 over 2 steps"; cat "$work/lint.steps.jsonl"; exit 1; }
+grep -q '"step":2,"epoch":1,"loss":' "$work/lint.steps.jsonl" || { echo "FAIL: step log format"; exit 1; }
+"$bitgrad" plot "$work/straight.log.jsonl" "$work/qat.log.jsonl" --y train_loss,test_top1 --out "$work/curves.png" > /dev/null
+[ "$(head -c 4 "$work/curves.png" | od -An -c | tr -d ' ')" = "211PNG" ] || { echo "FAIL: plot wrote no PNG"; exit 1; }
 echo "qat: ok"
 
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit and one stderr line matching PATTERN

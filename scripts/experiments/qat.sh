@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# qat.sh: the QAT comparison of issue 4 (docs/experiments/qat.md). From one FP32 ResNet-20 checkpoint,
+# every configuration is fine-tuned with the same short schedule on Fashion-MNIST, W2A2 unless said:
+#   minmax+ste, lint+ste, lint+ewgs, apot+ste, apot+ewgs, lint+dsq, lint+daq, apot W3A3, apot W4A4;
+# apot+ste and apot+ewgs with three seeds each. EWGS re-estimates delta from the Hessian trace at the
+# start of every epoch after the first (--ewgs-update-every 1), as the EWGS code does every 10th epoch.
+# Writes runs and logs under OUT, a summary table (summary.md, summary.jsonl) and the curve pictures.
+# Usage: scripts/experiments/qat.sh [BUILD_DIR] [FP32_CHECKPOINT] [OUT]
+#   defaults: build, runs/fp32-fmnist-r20.safetensors (trained here first if missing: bitgrad train
+#   --epochs 15, about 30 minutes), runs/qat-exp.
+# Schedule (environment overrides): EPOCHS=3, LIMIT=10000 (first N training images), LR=0.01, WD=3e-5,
+# SEEDS="1 2 3", THREADS=2, EWGS_BATCHES=1; quantizer parameters at bitgrad train's default learning-rate
+# multiplier (0.01 for lint, 1 otherwise). Expect ~40 minutes on 2 cores. Runs already done (their
+# <name>-s<seed>.result.json exists) are skipped: delete a result file to redo that run.
+set -euo pipefail
+
+build="${1:-build}"
+fp32="${2:-runs/fp32-fmnist-r20.safetensors}"
+out="${3:-runs/qat-exp}"
+epochs="${EPOCHS:-3}"
+limit="${LIMIT:-10000}"
+lr="${LR:-0.01}"
+wd="${WD:-3e-5}"
+seeds="${SEEDS:-1 2 3}"
+threads="${THREADS:-2}"
+ewgs_batches="${EWGS_BATCHES:-1}"
+cli="${build}/apps/bitgrad"
+[[ -x "${cli}" ]] || { echo "qat.sh: ${cli} not found; build first (cmake --build ${build})" >&2; exit 1; }
+mkdir -p "${out}"
+
+if [[ ! -f "${fp32}" ]]; then
+  echo "qat.sh: training the FP32 checkpoint ${fp32} (15 epochs)"
+  "${cli}" train --epochs 15 --threads "${threads}" --out "${fp32}" > "${out}/fp32.txt"
+fi
+
+common=(--init "${fp32}" --epochs "${epochs}" --train-limit "${limit}" --lr "${lr}" --wd "${wd}"
+        --threads "${threads}" --log-steps 10 --json)
+# One run: skipped when its result file exists (so an interrupted experiment continues); a failed run
+# (e.g. a learned interval that collapses) is recorded with its error line and does not stop the rest.
+run() {  # run NAME SEED ARGS...
+  local name=$1 seed=$2
+  shift 2
+  local file="${out}/${name}-s${seed}"
+  [[ -f "${file}.result.json" ]] && { echo "== ${name} seed ${seed}: done before"; return; }
+  echo "== ${name} seed ${seed}: $*"
+  local start=$SECONDS last
+  if "${cli}" train "${common[@]}" --seed "${seed}" --out "${file}.safetensors" "$@" > "${file}.txt" 2> "${file}.err"; then
+    last=$(tail -n 1 "${file}.txt")
+  else
+    last=$(python3 -c 'import json,sys; print(json.dumps({"error": sys.argv[1]}))' "$(tail -n 1 "${file}.err")")
+  fi
+  echo "{\"name\": \"${name}\", \"seed\": ${seed}, \"wall_seconds\": $((SECONDS - start)), \"result\": ${last}}" \
+    > "${file}.result.json"
+  echo "   $(echo "${last}" | grep -o '"test_top1":[0-9.]*\|"error".*') in $((SECONDS - start)) s"
+}
+
+[[ -f "${out}/fp32-eval.json" ]] || "${cli}" eval "${fp32}" --json | tail -n 1 > "${out}/fp32-eval.json"
+for seed in ${seeds}; do
+  run apot-ste "${seed}" --quant apot
+  run apot-ewgs "${seed}" --quant apot --grad ewgs --ewgs-update-every 1 --ewgs-batches "${ewgs_batches}"
+done
+run minmax-ste 1 --quant minmax
+run lint-ste 1 --quant lint
+run lint-ewgs 1 --quant lint --grad ewgs --ewgs-update-every 1 --ewgs-batches "${ewgs_batches}"
+run lint-dsq 1 --quant lint --grad dsq
+run lint-daq 1 --quant lint --grad daq
+run apot-w3a3 1 --quant apot --wbits 3 --abits 3
+run apot-w4a4 1 --quant apot --wbits 4 --abits 4
+
+# Summary table and pictures.
+python3 - "${out}" <<'EOF'
+import json, statistics, sys
+out = sys.argv[1]
+import glob
+runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/*.result.json"))]
+order = ["apot-ste", "apot-ewgs", "minmax-ste", "lint-ste", "lint-ewgs", "lint-dsq", "lint-daq",
+         "apot-w3a3", "apot-w4a4"]
+runs.sort(key=lambda r: (order.index(r["name"]) if r["name"] in order else 99, r["seed"]))
+with open(f"{out}/summary.jsonl", "w") as f:
+    for r in runs:
+        f.write(json.dumps(r) + "\n")
+fp32 = json.loads(open(f"{out}/fp32-eval.json").read())
+by = {}
+for r in runs:
+    by.setdefault(r["name"], []).append(r)
+lines = ["| configuration | seeds | test top-1 % (mean ± std) | best epoch top-1 % | wall s per run |",
+         "|---|---|---|---|---|",
+         f"| FP32 starting point | - | {fp32['top1']:.2f} | - | - |"]
+for name, rs in by.items():
+    failed = [r for r in rs if "error" in r["result"]]
+    if failed:
+        lines.append(f"| {name} | {','.join(str(r['seed']) for r in rs)} | failed: {failed[0]['result']['error']} | - | - |")
+        continue
+    acc = [r["result"]["test_top1"] for r in rs]
+    best = [r["result"]["best_top1"] for r in rs]
+    wall = statistics.mean(r["wall_seconds"] for r in rs)
+    spread = f" ± {statistics.stdev(acc):.2f}" if len(acc) > 1 else ""
+    seeds = ",".join(str(r["seed"]) for r in rs)
+    lines.append(f"| {name} | {seeds} | {statistics.mean(acc):.2f}{spread} | {statistics.mean(best):.2f} | {wall:.0f} |")
+open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
+
+logs=()
+labels=()
+for seed in ${seeds}; do
+  logs+=("${out}/apot-ste-s${seed}.steps.jsonl" "${out}/apot-ewgs-s${seed}.steps.jsonl")
+  labels+=("apot+ste s${seed}" "apot+ewgs s${seed}")
+done
+"${cli}" plot "${logs[@]}" --x step --y loss --labels "$(IFS=,; echo "${labels[*]}")" \
+  --title "ResNet-20 W2A2 APoT on Fashion-MNIST: training loss every 10 steps" --width 1100 --height 450 \
+  --out "${out}/apot-ste-vs-ewgs.png"
+all=()
+names=()
+for n in minmax-ste lint-ste lint-ewgs apot-ste apot-ewgs lint-dsq lint-daq apot-w3a3 apot-w4a4; do
+  [[ -s "${out}/${n}-s1.log.jsonl" ]] || continue  # a run that failed before its first epoch
+  all+=("${out}/${n}-s1.log.jsonl")
+  names+=("${n}")
+done
+"${cli}" plot "${all[@]}" --y train_loss,test_top1 --labels "$(IFS=,; echo "${names[*]}")" \
+  --title "ResNet-20 QAT on Fashion-MNIST (seed 1): per-epoch curves" --width 1200 --height 500 \
+  --out "${out}/qat-curves.png"
+echo "qat.sh: summary in ${out}/summary.md, pictures ${out}/apot-ste-vs-ewgs.png and ${out}/qat-curves.png"
