@@ -133,7 +133,9 @@ void register_all() {
   for (const auto& [name, method] : {std::pair<const char*, bitgrad::quant::QuantMethod>{
                                          "apot_w2a2", bitgrad::quant::QuantMethod::kApot},
                                      std::pair<const char*, bitgrad::quant::QuantMethod>{
-                                         "minmax_w2a2", bitgrad::quant::QuantMethod::kMinMax}}) {
+                                         "minmax_w2a2", bitgrad::quant::QuantMethod::kMinMax},
+                                     std::pair<const char*, bitgrad::quant::QuantMethod>{
+                                         "lint_w2a2", bitgrad::quant::QuantMethod::kLint}}) {
     const Input in{1, 28};
     benchmark::RegisterBenchmark(
         ("qat_step/" + std::string(name) + "/" + shape_name(in) + "/b" + std::to_string(kTrainBatch)).c_str(),
