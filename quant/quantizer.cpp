@@ -1,6 +1,9 @@
 // quantizer.cpp: QuantizedLayer, the composition of weight, input and output-scale quantization.
 #include "quant/quantizer.hpp"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_reduce.h>
+
 #include <cmath>
 #include <string>
 #include <utility>
@@ -50,6 +53,41 @@ QuantizedLayer::QuantizedLayer(std::unique_ptr<TensorQuantizer> weight,
 }
 
 namespace {
+// sum(a * b) over two same-shaped contiguous tensors, in double, in fixed blocks (deterministic for
+// any thread count).
+double dot(const Tensor& a, const Tensor& b) {
+  const float* pa = a.data();
+  const float* pb = b.data();
+  constexpr int64_t kBlock = 16384;
+  return tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<int64_t>(0, a.numel(), kBlock), 0.0,
+      [&](const tbb::blocked_range<int64_t>& r, double acc) {
+        float partial = 0.0f;  // a block's sum in float, vectorised; blocks added in double
+        for (int64_t i = r.begin(); i < r.end(); ++i) partial += pa[i] * pb[i];
+        return acc + static_cast<double>(partial);
+      },
+      [](double x, double z) { return x + z; });
+}
+
+// |s| * y as one op (s of shape [1]): dy = |s| g, ds = sign(s) * sum(g * y), sign(0) = 0 as torch.abs.
+// One pass each way, where a broadcasting mul would reduce ds through the generic sum_to.
+Variable scale_by_abs(const Variable& y, const Variable& s) {
+  const float sv = s.value().contiguous().span()[0];
+  const float a = std::fabs(sv);
+  const Tensor yv = y.value().contiguous();
+  return autograd::make_node(core::mul_scalar(yv, a), {y, s}, "scale_by_abs",
+                             [yv, sv, a](const Tensor& g, const std::vector<bool>& needs) {
+                               const Tensor gc = g.contiguous();
+                               Tensor dy, ds;
+                               if (needs[0]) dy = core::mul_scalar(gc, a);
+                               if (needs[1]) {
+                                 const float sign = sv > 0.0f ? 1.0f : (sv < 0.0f ? -1.0f : 0.0f);
+                                 ds = Tensor::full(core::Shape{1}, static_cast<float>(sign * dot(gc, yv)));
+                               }
+                               return std::vector<Tensor>{dy, ds};
+                             });
+}
+
 // y + perturbation, recording dL/dy into the slot on the way back (the identity for the gradient).
 Variable probe(const Variable& y, QuantizedLayer::ProbeSlot& slot) {
   Tensor value = slot.perturbation.defined() ? core::add(y.value(), slot.perturbation) : y.value();
@@ -85,7 +123,7 @@ Variable QuantizedLayer::scale_output(const Variable& y, const FloatOutput& floa
     Tensor value = output_scale_.value();  // a handle: fills the parameter in place
     value.fill_(static_cast<float>(ratio));
   }
-  return autograd::mul(y, autograd::abs(output_scale_));
+  return scale_by_abs(y, output_scale_);
 }
 
 core::Json QuantizedLayer::describe() const {

@@ -179,6 +179,35 @@ TEST_CASE("Policy: calibration sets the learned-interval output scales from data
   }
 }
 
+TEST_CASE("Policy: the output scale |s| * y and its gradients", "[quant][policy][grad]") {
+  core::Rng rng(12);
+  nn::ResNetCifar model(nn::ResNetCifarConfig{8, 10, 1, nn::Shortcut::kA}, rng);
+  const std::vector<QuantizedLayerInfo> layers = quantize_model(model, policy(QuantMethod::kLint));
+  QuantizedLayer& layer = *layers.front().layer;
+  Variable& s = *layer.output_scale();
+  for (float value : {-0.7f, 1.3f}) {
+    Tensor sv = s.value();
+    sv.fill_(value);
+    s.zero_grad();
+    const Variable y(rng.normal_tensor(Shape{2, 3, 5, 5}, 0.0f, 1.0f), true);
+    const Tensor r = rng.normal_tensor(Shape{2, 3, 5, 5}, 0.0f, 1.0f);
+    const Variable out = layer.scale_output(y, [] { return Variable(); });
+    autograd::sum(autograd::mul(out, Variable(r))).backward();
+    double expected_ds = 0.0;
+    bool dy_ok = true, out_ok = true;
+    for (int64_t i = 0; i < r.numel(); ++i) {
+      const auto k = static_cast<size_t>(i);
+      expected_ds += static_cast<double>(r.span()[k]) * y.value().span()[k];
+      dy_ok = dy_ok && y.grad().span()[k] == std::fabs(value) * r.span()[k];
+      out_ok = out_ok && out.value().span()[k] == std::fabs(value) * y.value().span()[k];
+    }
+    expected_ds *= value > 0 ? 1.0 : -1.0;
+    CHECK(out_ok);
+    CHECK(dy_ok);
+    CHECK(s.grad().span()[0] == Approx(expected_ds).epsilon(1e-6));
+  }
+}
+
 TEST_CASE("Policy: names, JSON and errors", "[quant][policy]") {
   QuantPolicy p = policy(QuantMethod::kLint, 3, 4);
   p.estimator.kind = EstimatorKind::kEwgs;
