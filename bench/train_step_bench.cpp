@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,49 +48,28 @@ void set_images_per_second(benchmark::State& state, int64_t batch) {
   state.counters["threads"] = bitgrad::core::num_threads();
 }
 
-void bm_train_step(benchmark::State& state, Input in) {
+// The training step of the float model, or (with `method`) of its W2A2 QAT twin, calibrated on the
+// batch first as `bitgrad train` does.
+void bm_train_step(benchmark::State& state, Input in, std::optional<bitgrad::quant::QuantMethod> method) {
   Rng rng(1);
   bitgrad::nn::ResNetCifar model({.depth = 20,
                                   .num_classes = 10,
                                   .in_channels = in.channels,
                                   .shortcut = bitgrad::nn::Shortcut::kA},
                                  rng);
+  if (method) {
+    bitgrad::quant::QuantPolicy policy;
+    policy.method = *method;
+    policy.edge = bitgrad::quant::default_edge(*method);
+    bitgrad::quant::quantize_model(model, policy);
+  }
   model.train();
   bitgrad::nn::Sgd sgd(model.parameters(), {.lr = 0.01f, .momentum = 0.9f});
   const Variable x(
       rng.uniform_tensor(Shape{kTrainBatch, in.channels, in.size, in.size}, -1.0f, 1.0f));
   std::vector<int64_t> targets(kTrainBatch);
   for (auto& t : targets) t = static_cast<int64_t>(rng.below(10));
-  auto step = [&] {
-    sgd.zero_grad();
-    const Variable loss = bitgrad::autograd::cross_entropy(model.forward(x), targets);
-    loss.backward();
-    sgd.step();
-    return loss.item();
-  };
-  for (int i = 0; i < kWarmupSteps; ++i) step();
-  for (auto _ : state) benchmark::DoNotOptimize(step());
-  set_images_per_second(state, kTrainBatch);
-}
-
-void bm_qat_step(benchmark::State& state, Input in, bitgrad::quant::QuantMethod method) {
-  Rng rng(1);
-  bitgrad::nn::ResNetCifar model({.depth = 20,
-                                  .num_classes = 10,
-                                  .in_channels = in.channels,
-                                  .shortcut = bitgrad::nn::Shortcut::kA},
-                                 rng);
-  bitgrad::quant::QuantPolicy policy;
-  policy.method = method;
-  policy.edge = bitgrad::quant::default_edge(method);
-  bitgrad::quant::quantize_model(model, policy);
-  model.train();
-  bitgrad::nn::Sgd sgd(model.parameters(), {.lr = 0.01f, .momentum = 0.9f});
-  const Variable x(
-      rng.uniform_tensor(Shape{kTrainBatch, in.channels, in.size, in.size}, -1.0f, 1.0f));
-  std::vector<int64_t> targets(kTrainBatch);
-  for (auto& t : targets) t = static_cast<int64_t>(rng.below(10));
-  bitgrad::quant::calibrate(model, [&] { model.forward(x); });
+  if (method) bitgrad::quant::calibrate(model, [&] { model.forward(x); });
   auto step = [&] {
     sgd.zero_grad();
     const Variable loss = bitgrad::autograd::cross_entropy(model.forward(x), targets);
@@ -121,7 +101,7 @@ void register_all() {
   for (const Input in : {Input{1, 28}, Input{3, 32}}) {
     const std::string s = shape_name(in);
     benchmark::RegisterBenchmark(("train_step/" + s + "/b" + std::to_string(kTrainBatch)).c_str(),
-                                 bm_train_step, in)
+                                 bm_train_step, in, std::nullopt)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
     for (int64_t b : {1, 64})
@@ -139,7 +119,7 @@ void register_all() {
     const Input in{1, 28};
     benchmark::RegisterBenchmark(
         ("qat_step/" + std::string(name) + "/" + shape_name(in) + "/b" + std::to_string(kTrainBatch)).c_str(),
-        bm_qat_step, in, method)
+        bm_train_step, in, method)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }

@@ -5,7 +5,6 @@
 // plain.
 #include "quant/apot.hpp"
 
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <array>
@@ -17,32 +16,11 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "quant/blocks.hpp"
 
 namespace bitgrad::quant {
 
 namespace {
-
-// Elements per chunk of the parallel loops. Chunks are fixed, and their partial sums are added in
-// chunk order, so the alpha gradient does not depend on the thread count (DESIGN.md §3.2).
-constexpr int64_t kChunk = 1 << 14;
-
-// body(begin, end) -> double over fixed chunks of [0, n), in parallel; returns the ordered sum.
-template <typename Body>
-double chunked_sum(int64_t n, Body body) {
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
-  auto run = [&](int64_t c) {
-    partial[static_cast<size_t>(c)] = body(c * kChunk, std::min(n, (c + 1) * kChunk));
-  };
-  if (chunks <= 1) {
-    for (int64_t c = 0; c < chunks; ++c) run(c);
-  } else {
-    tbb::parallel_for(int64_t{0}, chunks, run);
-  }
-  double total = 0.0;
-  for (double p : partial) total += p;
-  return total;
-}
 
 const char* role_name(Role role) { return role == Role::kWeight ? "weight" : "activation"; }
 
@@ -149,7 +127,7 @@ Variable ApotQuantizer::fake_quant_weight(const Variable& x) {
   const float* pw = w.data();
   float* po = out.data();
   const int64_t n = w.numel();
-  chunked_sum(n, [&](int64_t begin, int64_t end) {
+  block_sum(n, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       po[i] = scale * static_cast<float>(apot::weight_code(pw[i], stats, alpha, grid_));
     return 0.0;
@@ -164,7 +142,7 @@ Variable ApotQuantizer::fake_quant_weight(const Variable& x) {
         const float den = static_cast<float>(grid.denominator);
         Tensor dx = needs[0] ? Tensor::empty(w.shape()) : Tensor();
         float* pdx = needs[0] ? dx.data() : nullptr;
-        const double dalpha = chunked_sum(w.numel(), [&](int64_t begin, int64_t end) {
+        const double dalpha = block_sum(w.numel(), [&](int64_t begin, int64_t end) {
           double sum = 0.0;
           for (int64_t i = begin; i < end; ++i) {
             const float u = apot::weight_position(pw[i], stats, alpha);
@@ -325,7 +303,7 @@ Variable ApotQuantizer::fake_quant_activation(const Variable& x) {
   float* po = out.data();
   double bad = 0.0;
   with_grid_size(grid_, [&](auto n) {
-    bad = chunked_sum(in.numel(), [&](int64_t begin, int64_t end) {
+    bad = block_sum(in.numel(), [&](int64_t begin, int64_t end) {
       const LocalGrid<decltype(n)::value> g(grid_, scale);
       return activation_forward(px, po, begin, end, alpha, g);
     });
@@ -344,7 +322,7 @@ Variable ApotQuantizer::fake_quant_activation(const Variable& x) {
         float* pdx = needs[0] ? dx.data() : nullptr;
         double dalpha = 0.0;
         with_grid_size(grid, [&](auto n) {
-          dalpha = chunked_sum(in.numel(), [&](int64_t begin, int64_t end) {
+          dalpha = block_sum(in.numel(), [&](int64_t begin, int64_t end) {
             const LocalGrid<decltype(n)::value> local(grid, scale);
             return activation_backward_any(in.data(), g.data(), pdx, begin, end, alpha, local, est);
           });

@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/tensor_ops.hpp"
+#include "quant/blocks.hpp"
 #include "quant/policy.hpp"
 #include "quant/quantizer.hpp"
 
@@ -16,10 +17,7 @@ namespace {
 
 double dot(const core::Tensor& a, const core::Tensor& b) {
   const core::Tensor ca = a.contiguous(), cb = b.contiguous();
-  double s = 0.0;
-  const auto sa = ca.span(), sb = cb.span();
-  for (size_t i = 0; i < sa.size(); ++i) s += static_cast<double>(sa[i]) * static_cast<double>(sb[i]);
-  return s;
+  return quant::dot(ca.data(), cb.data(), ca.numel());
 }
 
 double unbiased_std(const core::Tensor& t) {

@@ -3,9 +3,6 @@
 // estimator acting on the discretizer D.
 #include "quant/lint.hpp"
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -15,51 +12,11 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "quant/blocks.hpp"
 #include "quant/uniform_math.hpp"
 
 namespace bitgrad::quant {
 
-namespace {
-
-constexpr int64_t kParallelMin = 1 << 16;
-constexpr int64_t kBlock = 1 << 14;
-
-// body(begin, end, sums) over fixed blocks of [0, n), in parallel when n is large; each block's K
-// partial sums (double) are added in block order, so the result does not depend on the threads.
-template <size_t K, typename Body>
-std::array<double, K> block_sums(int64_t n, const Body& body) {
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<std::array<double, K>> partial(static_cast<size_t>(blocks));
-  auto run = [&](int64_t blk) {
-    std::array<double, K> acc{};
-    body(blk * kBlock, std::min(n, (blk + 1) * kBlock), acc);
-    partial[static_cast<size_t>(blk)] = acc;
-  };
-  if (n < kParallelMin) {
-    for (int64_t blk = 0; blk < blocks; ++blk) run(blk);
-  } else {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, blocks, 1),
-                      [&](const tbb::blocked_range<int64_t>& r) {
-                        for (int64_t blk = r.begin(); blk < r.end(); ++blk) run(blk);
-                      });
-  }
-  std::array<double, K> total{};
-  for (const auto& p : partial)
-    for (size_t k = 0; k < K; ++k) total[k] += p[k];
-  return total;
-}
-
-template <typename Body>
-void parallel_blocks(int64_t n, const Body& body) {
-  if (n < kParallelMin) {
-    body(int64_t{0}, n);
-    return;
-  }
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, kBlock),
-                    [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); });
-}
-
-}  // namespace
 
 LearnedIntervalQuantizer::LearnedIntervalQuantizer(Role role, int bits)
     : TensorQuantizer("LearnedIntervalQuantizer"), role_(role), bits_(bits) {

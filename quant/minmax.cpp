@@ -3,7 +3,6 @@
 #include "quant/minmax.hpp"
 
 #include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 
 #include <cmath>
@@ -13,24 +12,12 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "quant/blocks.hpp"
 #include "quant/uniform_math.hpp"
 
 namespace bitgrad::quant {
 
 namespace {
-
-constexpr int64_t kParallelMin = 1 << 16;  // below this a loop is not worth waking threads for
-constexpr int64_t kGrain = 1 << 14;
-
-template <typename Body>
-void parallel_blocks(int64_t n, const Body& body) {
-  if (n < kParallelMin) {
-    body(int64_t{0}, n);
-    return;
-  }
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, kGrain),
-                    [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); });
-}
 
 // Min and max of n values; `poison` is NaN when any value is NaN or infinite (v - v), so the scan
 // stays one vectorisable pass. Min and max are exact, so the parallel split cannot change them.
@@ -53,7 +40,7 @@ Scan scan_block(const float* p, int64_t begin, int64_t end, Scan s) {
 Scan scan(const float* p, int64_t n) {
   if (n < kParallelMin) return scan_block(p, 0, n, Scan{});
   return tbb::parallel_reduce(
-      tbb::blocked_range<int64_t>(0, n, kGrain), Scan{},
+      tbb::blocked_range<int64_t>(0, n, kBlockSize), Scan{},
       [p](const tbb::blocked_range<int64_t>& r, Scan s) {
         return scan_block(p, r.begin(), r.end(), s);
       },

@@ -1,9 +1,6 @@
 // quantizer.cpp: QuantizedLayer, the composition of weight, input and output-scale quantization.
 #include "quant/quantizer.hpp"
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_reduce.h>
-
 #include <cmath>
 #include <string>
 #include <utility>
@@ -11,6 +8,7 @@
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "core/tensor_ops.hpp"
+#include "quant/blocks.hpp"
 
 namespace bitgrad::quant {
 
@@ -53,22 +51,6 @@ QuantizedLayer::QuantizedLayer(std::unique_ptr<TensorQuantizer> weight,
 }
 
 namespace {
-// sum(a * b) over two same-shaped contiguous tensors, in double, in fixed blocks (deterministic for
-// any thread count).
-double dot(const Tensor& a, const Tensor& b) {
-  const float* pa = a.data();
-  const float* pb = b.data();
-  constexpr int64_t kBlock = 16384;
-  return tbb::parallel_deterministic_reduce(
-      tbb::blocked_range<int64_t>(0, a.numel(), kBlock), 0.0,
-      [&](const tbb::blocked_range<int64_t>& r, double acc) {
-        float partial = 0.0f;  // a block's sum in float, vectorised; blocks added in double
-        for (int64_t i = r.begin(); i < r.end(); ++i) partial += pa[i] * pb[i];
-        return acc + static_cast<double>(partial);
-      },
-      [](double x, double z) { return x + z; });
-}
-
 // |s| * y as one op (s of shape [1]): dy = |s| g, ds = sign(s) * sum(g * y), sign(0) = 0 as torch.abs.
 // One pass each way, where a broadcasting mul would reduce ds through the generic sum_to.
 Variable scale_by_abs(const Variable& y, const Variable& s) {
@@ -82,7 +64,7 @@ Variable scale_by_abs(const Variable& y, const Variable& s) {
                                if (needs[0]) dy = core::mul_scalar(gc, a);
                                if (needs[1]) {
                                  const float sign = sv > 0.0f ? 1.0f : (sv < 0.0f ? -1.0f : 0.0f);
-                                 ds = Tensor::full(core::Shape{1}, static_cast<float>(sign * dot(gc, yv)));
+                                 ds = Tensor::full(core::Shape{1}, static_cast<float>(sign * dot(gc.data(), yv.data(), yv.numel())));
                                }
                                return std::vector<Tensor>{dy, ds};
                              });
