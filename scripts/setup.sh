@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libeigen3-dev libtbb-dev libxsimd-dev xtl-dev
-  catch2 libbenchmark-dev zlib1g-dev
+  catch2 libbenchmark-dev zlib1g-dev libdnnl-dev
   dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--torch" ]]; then

@@ -1,0 +1,11 @@
+// shift_registry.cpp: the shift family's rows of the kernel table (kernels/registry.hpp), slowest first.
+// (Being filled in: issue 5.)
+#include <span>
+
+#include "kernels/conv.hpp"
+
+namespace bitgrad::kernels {
+
+std::span<const ConvKernelRow> shift_rows() { return {}; }
+
+}  // namespace bitgrad::kernels
