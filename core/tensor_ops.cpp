@@ -112,6 +112,37 @@ Tensor mul_scalar(const Tensor& a, float s) {
   return map(a, [s](float x) { return x * s; });
 }
 
+Tensor scale_channels(const Tensor& x, std::span<const float> scale, std::span<const float> bias) {
+  check_lazy(x.rank() >= 2 && static_cast<int64_t>(scale.size()) == x.dim(1) &&
+                 (bias.empty() || bias.size() == scale.size()),
+             [&] {
+               return "scale_channels: expected x [N, C, ...] with C scales (and C biases or none), "
+                      "got x " + x.shape().to_string() + ", " + std::to_string(scale.size()) +
+                      " scales, " + std::to_string(bias.size()) + " biases";
+             });
+  const Tensor xc = x.contiguous();
+  Tensor out = Tensor::empty(xc.shape());
+  const int64_t channels = xc.dim(1);
+  const int64_t inner = xc.numel() / (xc.dim(0) * channels);
+  const float* px = xc.data();
+  float* po = out.data();
+  for (int64_t row = 0; row < xc.dim(0) * channels; ++row) {
+    const auto c = static_cast<size_t>(row % channels);
+    const float sc = scale[c];
+    const float* xr = px + row * inner;
+    float* orow = po + row * inner;
+    if (bias.empty()) {
+      for (int64_t k = 0; k < inner; ++k) orow[k] = xr[k] * sc;
+    } else {
+      // Whether this contracts to a fused multiply-add depends on the flags core is built with;
+      // both callers run this one compiled copy, so they agree either way.
+      const float b = bias[c];
+      for (int64_t k = 0; k < inner; ++k) orow[k] = xr[k] * sc + b;
+    }
+  }
+  return out;
+}
+
 Tensor sum(const Tensor& t, std::span<const int> axes, bool keepdim) {
   const int rank = t.rank();
   std::array<bool, kMaxRank> reduce{};

@@ -4,7 +4,9 @@
 #include <string>
 #include <utility>
 
+#include "core/conv.hpp"
 #include "core/error.hpp"
+#include "core/tensor_ops.hpp"
 #include "nn/init.hpp"
 
 namespace bitgrad::nn {
@@ -45,6 +47,12 @@ Variable Conv2d::forward(const Variable& x) const {
            x.shape().to_string() + " (weight " + weight_.shape().to_string() + ")";
   });
   if (!quantizer_) return autograd::conv2d(x, weight_, bias_, options());
+  if (!is_training() && !autograd::grad_enabled()) {
+    if (auto ops = quantizer_->integer_operands(x.value(), weight_.value())) {
+      const Tensor acc = core::conv2d_forward(ops->input, ops->weight, Tensor(), options());
+      return Variable(core::scale_channels(acc, ops->scale, scaled_bias(bias_, ops->output_factor)));
+    }
+  }
   const Variable qx = quantizer_->quantize_input(x);  // input before weight: the documented order
   const Variable qw = quantizer_->quantize_weight(weight_);
   const Variable y = autograd::conv2d(qx, qw, bias_, options());

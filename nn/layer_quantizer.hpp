@@ -10,6 +10,8 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <vector>
 
 #include "autograd/variable.hpp"
 #include "nn/module.hpp"
@@ -33,8 +35,32 @@ class LayerQuantizer : public Module {
     return y;
   }
 
+  // The eval-mode integer form of the layer (DESIGN.md §3.1), or nullopt when it has none (inputs
+  // left float, or the quantizer is calibrating or probed). With it, the layer computes
+  //   y[n, o, ...] = op(input, weight)[n, o, ...] * scale[o] + bias[o] * output_factor
+  // through core::scale_channels, where input and weight hold code - zero_point of every element as
+  // float32 integers, so op's sums are exact (integers below 2^24) in any summation order, and scale[o]
+  // is the float product s_in * s_w[o] * output_factor. It equals the fake-quant forward up to float
+  // rounding, and the packed runtime reproduces it bit for bit from the same integer sums. Layers use
+  // it in eval mode with gradients off (with gradients on, e.g. Grad-CAM, they keep the
+  // differentiable fake-quant path).
+  struct IntegerOperands {
+    Tensor input;
+    Tensor weight;
+    std::vector<float> scale;   // [O]
+    float output_factor = 1.0f; // what multiplies the bias (EWGS's |s|, else 1)
+  };
+  virtual std::optional<IntegerOperands> integer_operands(const Tensor& x, const Tensor& weight) const {
+    (void)x;
+    (void)weight;
+    return std::nullopt;
+  }
+
  protected:
   using Module::Module;
 };
+
+// bias[o] * factor for each o as IntegerOperands' layers add it (empty when the layer has no bias).
+std::vector<float> scaled_bias(const Variable& bias, float factor);
 
 }  // namespace bitgrad::nn

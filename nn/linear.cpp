@@ -4,7 +4,9 @@
 #include <string>
 #include <utility>
 
+#include "core/conv.hpp"
 #include "core/error.hpp"
+#include "core/tensor_ops.hpp"
 #include "nn/init.hpp"
 
 namespace bitgrad::nn {
@@ -27,6 +29,12 @@ Variable Linear::forward(const Variable& x) const {
            x.shape().to_string();
   });
   if (!quantizer_) return autograd::linear(x, weight_, bias_);
+  if (!is_training() && !autograd::grad_enabled()) {
+    if (auto ops = quantizer_->integer_operands(x.value(), weight_.value())) {
+      const Tensor acc = core::matmul(ops->input, ops->weight, false, true);
+      return Variable(core::scale_channels(acc, ops->scale, scaled_bias(bias_, ops->output_factor)));
+    }
+  }
   const Variable qx = quantizer_->quantize_input(x);  // input before weight: the documented order
   const Variable qw = quantizer_->quantize_weight(weight_);
   const Variable y = autograd::linear(qx, qw, bias_);

@@ -1,7 +1,9 @@
 // quantizer.cpp: QuantizedLayer, the composition of weight, input and output-scale quantization.
 #include "quant/quantizer.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -106,6 +108,47 @@ Variable QuantizedLayer::scale_output(const Variable& y, const FloatOutput& floa
     value.fill_(static_cast<float>(ratio));
   }
   return scale_by_abs(y, output_scale_);
+}
+
+std::optional<nn::LayerQuantizer::IntegerOperands> QuantizedLayer::integer_operands(
+    const Tensor& x, const Tensor& weight) const {
+  if (!input_ || calibrating_ || input_probe_ != nullptr || weight_probe_ != nullptr) return std::nullopt;
+  const Encoded in = input_->encode(x);
+  const Encoded w = weight_->encode(weight);
+  const int64_t out_channels = weight.dim(0);
+  const int64_t fan_in = weight.numel() / out_channels;
+  if (in.map.scale.size() != 1 || in.map.zero_point.size() != 1) return std::nullopt;
+  const bool per_channel = w.map.scale.size() != 1;
+  if (per_channel && static_cast<int64_t>(w.map.scale.size()) != out_channels) return std::nullopt;
+  if (w.map.zero_point.size() != 1 && static_cast<int64_t>(w.map.zero_point.size()) != out_channels)
+    return std::nullopt;
+  auto max_abs_level = [](const CodeMap& map) {
+    int64_t m = 0;
+    for (size_t z = 0; z < map.zero_point.size(); ++z)
+      for (const int32_t level : map.levels)
+        m = std::max<int64_t>(m, std::abs(int64_t{level} - map.zero_point[z]));
+    return m;
+  };
+  if (max_abs_level(in.map) * max_abs_level(w.map) * fan_in >= (int64_t{1} << 24)) return std::nullopt;
+
+  IntegerOperands ops;
+  ops.input = Tensor::empty(x.shape());
+  ops.weight = Tensor::empty(weight.shape());
+  const int32_t zp_in = in.map.zero_point[0];
+  for (size_t i = 0; i < in.codes.size(); ++i)
+    ops.input.data()[i] = static_cast<float>(in.codes[i] - zp_in);
+  for (size_t i = 0; i < w.codes.size(); ++i) {
+    const size_t o = i / static_cast<size_t>(fan_in);
+    const int32_t zp = w.map.zero_point.size() == 1 ? w.map.zero_point[0] : w.map.zero_point[o];
+    ops.weight.data()[i] = static_cast<float>(w.codes[i] - zp);
+  }
+  ops.output_factor = output_scale_.defined() ? std::fabs(output_scale_.value().item()) : 1.0f;
+  ops.scale.resize(static_cast<size_t>(out_channels));
+  for (int64_t o = 0; o < out_channels; ++o) {
+    const float s_w = w.map.scale[per_channel ? static_cast<size_t>(o) : 0];
+    ops.scale[static_cast<size_t>(o)] = in.map.scale[0] * s_w * ops.output_factor;
+  }
+  return ops;
 }
 
 core::Json QuantizedLayer::describe() const {

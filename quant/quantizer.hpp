@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -103,6 +104,10 @@ class QuantizedLayer final : public nn::LayerQuantizer {
   Variable quantize_input(const Variable& x) override;
   Variable quantize_weight(const Variable& weight) override;
   Variable scale_output(const Variable& y, const FloatOutput& float_output) override;
+  // The codes of encode() minus their zero points, and scale[o] = (s_in * s_w[o]) * |s| (output scale
+  // or 1). nullopt without an input quantizer, while calibrating or probed, or when the integer sums
+  // could reach 2^24 (max|input| * max|weight| * fan-in), where float32 stops being exact.
+  std::optional<IntegerOperands> integer_operands(const Tensor& x, const Tensor& weight) const override;
 
   // While on, each forward first calls calibrate() of the weight and input quantizers with the raw
   // weight and input, and sets the output scale to mean|float output| / mean|quantized output|

@@ -114,8 +114,7 @@ TEST_CASE("Policy: a quantized conv computes conv(Qa(x), Qw(w))", "[quant][polic
   nn::Conv2d& conv = model.block(1, 0).conv1();
   auto* layer = dynamic_cast<QuantizedLayer*>(conv.quantizer());
   REQUIRE(layer != nullptr);
-  model.eval();
-  autograd::NoGradGuard no_grad;
+  model.eval();  // with gradients on: the fake-quant path (integer_eval_test.cpp covers the other)
   const Tensor x = core::Rng(6).uniform_tensor(Shape{2, 16, 6, 6}, 0.0f, 12.0f);  // some above alpha = 8
   const Tensor y = conv.forward(Variable(x)).value();
   const Tensor qx = layer->input()->fake_quant(Variable(x)).value();
