@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # compare_pytorch.sh: ResNet-20 speed, bitgrad against PyTorch on this CPU, in one go: runs
 # bitgrad_train_step_bench (--benchmark_format=json) and bench/pytorch_train_step.py (the identical
-# model and steps) and prints one table row per case: bitgrad images/s, PyTorch images/s, ratio.
+# model and steps) and prints one table row per case: bitgrad images/s, PyTorch images/s, ratio. Cases:
+# train_step and eval_forward (float), and qat_step/{apot,minmax,lint,lsq,pact}_w2a2 (the QAT twins;
+# PyTorch's fake quantization in bench/pytorch_qat.py), each QAT row also as a multiple of bitgrad's
+# FP32 step.
 # Usage: bench/compare_pytorch.sh [BUILD_DIR] [MIN_TIME_SECONDS] [REPETITIONS]  (defaults: build, 2, 1)
 # With REPETITIONS > 1 each side times every case that many times and keeps its best run (the one
 # least disturbed by other processes on a shared machine); the load average is printed around it.

@@ -8,13 +8,22 @@ eval-mode forward under no_grad at batch 1 and 64) and the same timing method (2
 repeated steps for at least --min-time seconds of wall clock; images/s = batch * steps / elapsed;
 with --repetitions R the timed part runs R times and the best run is reported, as compare_pytorch.sh
 does for both sides). Prints one JSON object per case: {"name", "images_per_s", "ms_per_iter",
-"iterations", "threads", "repetitions"}, with names matching the C++ benchmark's. Needs torch (Debian's python3-torch); run with /usr/bin/python3.
-The qat_step cases run the same training step on the W2A2 QAT twin (bench/pytorch_qat.py: APoT as its
-official code, and GDFQ-style min-max). Not here: data loading, mixed precision, torch.compile (absent in 1.13), channels-last layouts.
+"iterations", "threads", "repetitions"}, with names matching the C++ benchmark's. Needs torch (Debian's
+python3-torch); run with /usr/bin/python3.
+The qat_step cases run the same training step on the W2A2 QAT twin (bench/pytorch_qat.py, each method
+as its official code writes it, on the layers bitgrad quantizes for it: apot, GDFQ-style minmax, EWGS's
+learned interval lint, lsq, pact), after the one calibration forward bitgrad's quant::calibrate runs.
+--filter REGEX selects cases by name (re.search; Google Benchmark's --benchmark_filter takes the same
+regex). --check runs no timing: for each selected qat_step case, 10 training steps on the fixed random
+batch (loss must be finite and end lower than it started) and the number of distinct values of each
+quantized conv input (at most 4 per tensor) and weight (at most 4 per tensor; per output channel for
+the min-max weights of minmax and pact); exits 1 when a check fails. Not here: data loading, mixed
+precision, torch.compile (absent in 1.13), channels-last layouts.
 """
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -117,11 +126,12 @@ def bench_train(channels, size, min_time, repetitions):
 
 def bench_qat(method, channels, size, min_time, repetitions):
     """The training step of ResNet-20 W2A2 with PyTorch fake quantization (bench/pytorch_qat.py)."""
-    from pytorch_qat import quantize  # noqa: E402  (same folder)
+    from pytorch_qat import calibrate, quantize  # noqa: E402  (same folder)
     model = quantize(ResNet20(channels), method, bits=2).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.empty(TRAIN_BATCH, channels, size, size).uniform_(-1.0, 1.0)
     targets = torch.randint(0, 10, (TRAIN_BATCH,))
+    calibrate(model, x)  # as bench/train_step_bench.cpp: quant::calibrate on the batch, untimed
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -133,6 +143,64 @@ def bench_qat(method, channels, size, min_time, repetitions):
     iterations, elapsed = timed(step, min_time, repetitions)
     report(f"qat_step/{method}_w2a2/{channels}x{size}x{size}/b{TRAIN_BATCH}", TRAIN_BATCH, iterations,
            elapsed, repetitions)
+
+
+def check_qat(method, channels, size, steps=10):
+    """The --check of one qat_step case; returns a list of problems (empty when it passes)."""
+    from pytorch_qat import calibrate, quantize, quantized_convs  # noqa: E402  (same folder)
+    model = quantize(ResNet20(channels), method, bits=2).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.empty(TRAIN_BATCH, channels, size, size).uniform_(-1.0, 1.0)
+    targets = torch.randint(0, 10, (TRAIN_BATCH,))
+    calibrate(model, x)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), targets)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    problems = []
+    if not all(torch.isfinite(torch.tensor(losses))):
+        problems.append(f"non-finite loss {losses}")
+    elif not losses[-1] < losses[0]:
+        problems.append(f"loss did not decrease: {losses[0]:.4f} -> {losses[-1]:.4f}")
+    # Distinct values: each quantized conv's input quantizer applied to the input that conv sees in a
+    # train-mode forward (a pre-hook; the forward itself is the one the training step runs).
+    counts = {}
+    convs = quantized_convs(model)
+
+    def hook(name, module):
+        def pre(_, inputs):
+            with torch.no_grad():
+                counts[name] = (module.quant_input(inputs[0]).unique().numel(), module)
+        return pre
+
+    handles = [m.register_forward_pre_hook(hook(n, m)) for n, m in convs]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    act_max = 0
+    wgt_max = 0
+    for name, (n_act, module) in counts.items():
+        w = module.quant_weight().detach()
+        per_channel = method in ("minmax", "pact")
+        if per_channel:
+            n_wgt = max(row.unique().numel() for row in w.reshape(w.shape[0], -1))
+        else:
+            n_wgt = w.unique().numel()
+        act_max, wgt_max = max(act_max, n_act), max(wgt_max, n_wgt)
+        if n_act > 4:
+            problems.append(f"{name}: {n_act} distinct input values")
+        if n_wgt > 4:
+            where = " in a channel" if per_channel else ""
+            problems.append(f"{name}: {n_wgt} distinct weight values{where}")
+    print(json.dumps({"name": f"qat_step/{method}_w2a2/{channels}x{size}x{size}/b{TRAIN_BATCH}",
+                      "check": "fail" if problems else "ok", "losses": [round(v, 4) for v in losses],
+                      "quantized_convs": len(counts), "max_distinct_inputs": act_max,
+                      "max_distinct_weights": wgt_max, "problems": problems}), flush=True)
+    return problems
 
 
 def bench_eval(channels, size, batch, min_time, repetitions):
@@ -152,7 +220,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds per case (after warm-up)")
     parser.add_argument("--repetitions", type=int, default=1, help="timed runs per case; best kept")
-    parser.add_argument("--filter", default="", help="run only cases whose name contains this")
+    parser.add_argument("--filter", default="", metavar="REGEX",
+                        help="run only cases whose name matches this regular expression (re.search)")
+    parser.add_argument("--check", action="store_true",
+                        help="no timing: check that each selected qat_step model trains and quantizes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -164,11 +235,16 @@ def main():
             cases.append((f"eval_forward/{channels}x{size}x{size}/b{batch}",
                           lambda c=channels, s=size, b=batch: bench_eval(c, s, b, args.min_time,
                                                                          args.repetitions)))
-    for method in ("apot", "minmax"):
-        cases.append((f"qat_step/{method}_w2a2/1x28x28/b{TRAIN_BATCH}",
-                      lambda m=method: bench_qat(m, 1, 28, args.min_time, args.repetitions)))
+    from pytorch_qat import METHODS  # noqa: E402  (same folder)
+    qat = [(f"qat_step/{method}_w2a2/1x28x28/b{TRAIN_BATCH}", method) for method in METHODS]
+    pattern = re.compile(args.filter)
+    if args.check:
+        failed = [name for name, method in qat if pattern.search(name) and check_qat(method, 1, 28)]
+        return 1 if failed else 0
+    for name, method in qat:
+        cases.append((name, lambda m=method: bench_qat(m, 1, 28, args.min_time, args.repetitions)))
     for name, run in cases:
-        if args.filter in name:
+        if pattern.search(name):
             run()
     return 0
 

@@ -1,10 +1,15 @@
 // train_step_bench.cpp: whole-model speed of ResNet-20 (option-A shortcuts): one training step
 // (zero_grad, forward, cross-entropy, backward, SGD momentum 0.9 update) at batch 128, and the
 // eval-mode forward (model.eval() under NoGradGuard) at batch 1 and 64, for 1x28x28 and 3x32x32
-// inputs, and the same training step of the QAT twin (quant::quantize_model) with W2A2 APoT (learnable
-// alphas, ternary weights, int8 first/last layers) and W2A2 min-max (uniform, per-channel weights, EMA
-// activation ranges), for 1x28x28. Counter "images/s" (a rate over real time). Threads: BITGRAD_THREADS when set, else 2.
-// bench/pytorch_train_step.py times the identical model and steps in PyTorch;
+// inputs, and the same training step of the QAT twin (quant::quantize_model with the method's
+// default_edge, calibrated on the batch first) at W2A2 for 1x28x28: qat_step/apot_w2a2 (learnable
+// alphas, ternary weights, int8 first/last layers), minmax_w2a2 (uniform, per-channel weights, EMA
+// activation ranges, first/last weights at 2 bits), lint_w2a2 (EWGS's learned interval + output
+// scale, float first/last), lsq_w2a2 (learned steps, int8 first/last) and pact_w2a2 (PACT inputs,
+// per-channel min-max weights, float first/last), all with the STE. Counter "images/s" (a rate over
+// real time). Threads: BITGRAD_THREADS when set, else 2.
+// bench/pytorch_train_step.py times the identical model and steps in PyTorch (bench/pytorch_qat.py:
+// the same quantizers as their official code writes them, on the same layers);
 // bench/compare_pytorch.sh runs both and prints the ratio. Not here: per-layer timings
 // (bench/conv2d_bench.cpp).
 #include <benchmark/benchmark.h>
@@ -13,7 +18,6 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "autograd/ops.hpp"
@@ -110,16 +114,14 @@ void register_all() {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
   }
-  for (const auto& [name, method] : {std::pair<const char*, bitgrad::quant::QuantMethod>{
-                                         "apot_w2a2", bitgrad::quant::QuantMethod::kApot},
-                                     std::pair<const char*, bitgrad::quant::QuantMethod>{
-                                         "minmax_w2a2", bitgrad::quant::QuantMethod::kMinMax},
-                                     std::pair<const char*, bitgrad::quant::QuantMethod>{
-                                         "lint_w2a2", bitgrad::quant::QuantMethod::kLint}}) {
+  using bitgrad::quant::QuantMethod;
+  for (const QuantMethod method : {QuantMethod::kApot, QuantMethod::kMinMax, QuantMethod::kLint,
+                                   QuantMethod::kLsq, QuantMethod::kPact}) {
     const Input in{1, 28};
-    benchmark::RegisterBenchmark(
-        ("qat_step/" + std::string(name) + "/" + shape_name(in) + "/b" + std::to_string(kTrainBatch)).c_str(),
-        bm_train_step, in, method)
+    benchmark::RegisterBenchmark(("qat_step/" + bitgrad::quant::to_string(method) + "_w2a2/" +
+                                  shape_name(in) + "/b" + std::to_string(kTrainBatch))
+                                     .c_str(),
+                                 bm_train_step, in, method)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
