@@ -45,6 +45,74 @@ float LsqQuantizer::checked_step() const {
   return s;
 }
 
+namespace {
+
+// lsq_code(x, s, b) as a float, branch-free so the element loops vectorise: the same value (round half
+// to even, then the clamp, NaN to -qn as round_to_code does); + 0.0f turns the -0 that rounding a
+// small negative gives into the +0 of the integer code 0.
+// (Comparisons, not std::fmin/fmax: GCC calls libm for those unless told NaNs cannot occur.)
+inline float lsq_code_float(float x, float s, float lo, float hi) {
+  const float r = std::nearbyint(x / s);
+  const float at_least_lo = r >= lo ? r : lo;  // NaN -> lo
+  return (at_least_lo <= hi ? at_least_lo : hi) + 0.0f;
+}
+
+// What the backward of one fake_quant call reads and writes.
+struct LsqBackward {
+  const float* x;
+  const float* g;
+  float* dx;  // nullptr when x needs no gradient
+  float s, qn, qp;
+};
+
+// The backward over [begin, end) (the formulas in lsq.hpp): below the range dL/ds gets -qn g, above it
+// qp g, inside g (code - v) with the estimator's gx = est(g) in place of g on the v term, and
+// dx = gx inside, 0 outside. Branch-free on local copies, specialised per estimator and per "x needs a
+// gradient"; the step sum runs in kLanes float lanes per block (then added in double, in order).
+template <EstimatorKind kKind, bool kWriteDx>
+void lsq_backward_block(const LsqBackward& lb, const Estimator& est, int64_t begin, int64_t end,
+                        std::array<double, 1>& acc) {
+  constexpr int kLanes = 16;
+  float sum[kLanes] = {};
+  const float* __restrict x = lb.x;
+  const float* __restrict g = lb.g;
+  float* __restrict dx = lb.dx;
+  const float s = lb.s, qn = lb.qn, qp = lb.qp;
+  const float span = qn + qp;
+  const float step = 1.0f / span;
+  auto element = [&](int64_t i, int lane) {
+    const float v = x[i] / s;
+    const float gi = g[i];
+    const bool below = v < -qn;
+    const bool above = v > qp;
+    const float code = lsq_code_float(x[i], s, -qn, qp);
+    float gx = gi;
+    if constexpr (kKind != EstimatorKind::kSte) {
+      if (!below && !above) gx = estimator_grad(est, (v + qn) / span, (code + qn) / span, step, gi);
+    }
+    const float inside_term = gi * code - gx * v;
+    sum[lane] += below ? -qn * gi : (above ? qp * gi : inside_term);
+    if constexpr (kWriteDx) dx[i] = (below || above) ? 0.0f : gx;
+  };
+  int64_t i = begin;
+  for (; i + kLanes <= end; i += kLanes)
+    for (int lane = 0; lane < kLanes; ++lane) element(i + lane, lane);
+  for (int lane = 0; i < end; ++i, ++lane) element(i, lane);
+  for (int lane = 0; lane < kLanes; ++lane) acc[0] += sum[lane];
+}
+
+template <EstimatorKind kKind>
+void lsq_backward(const LsqBackward& lb, const Estimator& est, int64_t begin, int64_t end,
+                  std::array<double, 1>& acc) {
+  if (lb.dx != nullptr) {
+    lsq_backward_block<kKind, true>(lb, est, begin, end, acc);
+  } else {
+    lsq_backward_block<kKind, false>(lb, est, begin, end, acc);
+  }
+}
+
+}  // namespace
+
 Variable LsqQuantizer::fake_quant(const Variable& x) {
   const float s = checked_step();
   const LsqBounds bounds = lsq_bounds(role_ == Role::kWeight, bits_);
@@ -56,8 +124,12 @@ Variable LsqQuantizer::fake_quant(const Variable& x) {
   {
     const float* px = xc.data();
     float* po = out.data();
+    // code_value(lsq_code(x, s, b), s, 0) = s * code, with the code kept as an exact float.
+    const auto lo = static_cast<float>(-bounds.qn), hi = static_cast<float>(bounds.qp);
     parallel_blocks(xc.numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) po[i] = code_value(lsq_code(px[i], s, bounds), s, 0);
+      const float* __restrict in = px;
+      float* __restrict o = po;
+      for (int64_t i = b; i < e; ++i) o[i] = s * lsq_code_float(in[i], s, lo, hi);
     });
   }
   return autograd::make_node(
@@ -66,31 +138,15 @@ Variable LsqQuantizer::fake_quant(const Variable& x) {
                                         const std::vector<bool>& needs) -> std::vector<Tensor> {
         const Tensor gc = g.contiguous();
         Tensor dx = needs[0] ? Tensor::empty(xc.shape()) : Tensor();
-        float* pd = needs[0] ? dx.data() : nullptr;
-        const float* px = xc.data();
-        const float* pg = gc.data();
-        const auto qn = static_cast<float>(bounds.qn);
-        const auto qp = static_cast<float>(bounds.qp);
-        const float span = qn + qp;
-        const float step = 1.0f / span;
+        const LsqBackward lb{xc.data(), gc.data(), needs[0] ? dx.data() : nullptr, s,
+                             static_cast<float>(bounds.qn), static_cast<float>(bounds.qp)};
         const auto sums =
             block_sums<1>(xc.numel(), [&](int64_t b, int64_t e, std::array<double, 1>& acc) {
-              for (int64_t i = b; i < e; ++i) {
-                const float v = px[i] / s;
-                const float gi = pg[i];
-                if (v < -qn) {
-                  acc[0] -= static_cast<double>(qn) * gi;
-                  if (pd) pd[i] = 0.0f;
-                } else if (v > qp) {
-                  acc[0] += static_cast<double>(qp) * gi;
-                  if (pd) pd[i] = 0.0f;
-                } else {
-                  const auto code = static_cast<float>(lsq_code(px[i], s, bounds));
-                  const float gx =
-                      estimator_grad(est, (v + qn) / span, (code + qn) / span, step, gi);
-                  acc[0] += static_cast<double>(gi) * code - static_cast<double>(gx) * v;
-                  if (pd) pd[i] = gx;
-                }
+              switch (est.kind) {
+                case EstimatorKind::kSte: lsq_backward<EstimatorKind::kSte>(lb, est, b, e, acc); break;
+                case EstimatorKind::kEwgs: lsq_backward<EstimatorKind::kEwgs>(lb, est, b, e, acc); break;
+                case EstimatorKind::kDsq: lsq_backward<EstimatorKind::kDsq>(lb, est, b, e, acc); break;
+                case EstimatorKind::kDaq: lsq_backward<EstimatorKind::kDaq>(lb, est, b, e, acc); break;
               }
             });
         const double grad_scale =
