@@ -2,6 +2,8 @@
 // against), ConvSpec checks, tier/family names and the registry's invariants.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <set>
 #include <vector>
 
@@ -91,5 +93,31 @@ TEST_CASE("Registry rows have unique names, and each family starts with a scalar
       last = row.tier;
     }
     if (first != nullptr) CHECK(first->tier == Tier::kScalar);
+  }
+}
+
+TEST_CASE("Dispatch honours BITGRAD_KERNEL_TIER: each family picks its fastest row at or below it",
+          "[kernel]") {
+  // ctest runs this binary twice: as is, and with BITGRAD_KERNEL_TIER=scalar (tests/CMakeLists.txt).
+  const char* forced = std::getenv("BITGRAD_KERNEL_TIER");
+  INFO("BITGRAD_KERNEL_TIER=" << (forced ? forced : "<unset>") << ", cpu " << cpu_feature_summary());
+  CHECK(max_tier() == (forced != nullptr && *forced != '\0' ? parse_tier(forced) : cpu_tier()));
+  ConvSpec s;
+  s.height = 6; s.width = 5; s.in_channels = 16; s.out_channels = 16; s.kernel = 3; s.pad = 1;
+  std::vector<int8_t> w(static_cast<std::size_t>(s.weight_elements()));
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>(i % 3) - 1);
+  for (Family f : {Family::kBitserial, Family::kInt8, Family::kShift}) {
+    Tier best = Tier::kScalar;
+    bool any = false;
+    for (const ConvKernelRow& row : conv_kernels())
+      if (row.family == f && row.tier <= max_tier() && row.rejects(s, w).empty()) {
+        best = std::max(best, row.tier);
+        any = true;
+      }
+    if (!any) continue;
+    const ConvKernelRow& chosen = select_conv(f, s, w);
+    INFO(family_name(f) << " chose " << chosen.name);
+    CHECK(chosen.tier == best);
+    CHECK(chosen.tier <= max_tier());
   }
 }
