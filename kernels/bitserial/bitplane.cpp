@@ -228,6 +228,95 @@ void panel_row(const uint32_t* pixel, std::span<const int64_t> tap_offsets, int6
 
 }  // namespace
 
+// ---- bit rows (narrow layers) -------------------------------------------------------------------
+
+namespace {
+
+// One plane of one panel row from K bit rows: each kernel row's taps are L = C * K consecutive bits
+// (one 8-byte load, masked), appended to a 32-bit word writer in pieces of at most 32 bits. Every
+// count is a compile-time constant, so the writer unrolls into shifts and ORs.
+template <int C, int K, int AP>
+[[gnu::always_inline]] inline void panel_bits(const uint8_t* const* rows, int64_t plane_bytes,
+                                              int64_t first_pixel, uint32_t* out) {
+  constexpr int kL = C * K;
+  static_assert(kL <= 64 && C % 8 == 0, "one load per kernel row");
+  constexpr uint64_t kMask = kL == 64 ? ~uint64_t{0} : (uint64_t{1} << kL) - 1;
+  const int64_t byte = first_pixel * C / 8;
+  for (int i = 0; i < AP; ++i) {
+    uint64_t acc = 0;
+    int fill = 0, s = 0;
+    for (int r = 0; r < K; ++r) {
+      uint64_t v;
+      std::memcpy(&v, rows[r] + i * plane_bytes + byte, 8);
+      v &= kMask;
+      for (int done = 0; done < kL; done += 32) {
+        const int n = kL - done < 32 ? kL - done : 32;
+        acc |= ((v >> done) & 0xFFFFFFFFu) << fill;
+        fill += n;
+        if (fill >= 32) {
+          out[s * AP + i] = static_cast<uint32_t>(acc);
+          acc >>= 32;
+          fill -= 32;
+          ++s;
+        }
+      }
+    }
+    if (fill > 0) out[s * AP + i] = static_cast<uint32_t>(acc);
+  }
+}
+
+}  // namespace
+
+bool bit_rows_supported(int64_t channels, int64_t kernel) {
+  return (channels == 8 || channels == 16) && kernel == 3;
+}
+
+void pack_bit_row(const uint8_t* codes, int64_t pixels, int64_t channels, int act_bits,
+                  uint8_t* out, int64_t plane_bytes) {
+  assert(channels % 8 == 0 && (act_bits == 1 || act_bits == 2));
+  const int64_t bytes = pixels * channels / 8;
+  assert(plane_bytes >= bytes);
+  uint8_t* plane1 = out + plane_bytes;
+  for (int64_t q = 0; q < bytes; ++q) {
+    uint64_t v;
+    std::memcpy(&v, codes + 8 * q, 8);
+    out[q] = static_cast<uint8_t>(gather8(v, 0));
+    if (act_bits == 2) plane1[q] = static_cast<uint8_t>(gather8(v, 1));
+  }
+}
+
+void fill_bit_row(uint8_t code, int64_t pixels, int64_t channels, int act_bits, uint8_t* out,
+                  int64_t plane_bytes) {
+  assert(channels % 8 == 0);
+  const int64_t bytes = pixels * channels / 8;
+  for (int i = 0; i < act_bits; ++i)
+    std::memset(out + i * plane_bytes, (code >> i) & 1 ? 0xFF : 0x00,
+                static_cast<std::size_t>(bytes));
+}
+
+template <int C, int K, int AP>
+void panel_rows_bits(const uint8_t* const* rows, int64_t plane_bytes, int64_t count, int64_t stride,
+                     uint32_t* out) {
+  constexpr int64_t kWords = (K * K * C + 31) / 32 * AP;
+  const uint8_t* r[K];
+  for (int i = 0; i < K; ++i) r[i] = rows[i];
+  for (int64_t x = 0; x < count; ++x)
+    panel_bits<C, K, AP>(r, plane_bytes, x * stride, out + x * kWords);
+}
+
+void pack_panel_rows_bits(const uint8_t* const* rows, int64_t plane_bytes, int64_t count,
+                          int64_t stride, int64_t channels, int64_t kernel, int act_bits,
+                          uint32_t* out) {
+  assert(bit_rows_supported(channels, kernel));
+  (void)kernel;
+  if (channels == 16)
+    act_bits == 2 ? panel_rows_bits<16, 3, 2>(rows, plane_bytes, count, stride, out)
+                  : panel_rows_bits<16, 3, 1>(rows, plane_bytes, count, stride, out);
+  else
+    act_bits == 2 ? panel_rows_bits<8, 3, 2>(rows, plane_bytes, count, stride, out)
+                  : panel_rows_bits<8, 3, 1>(rows, plane_bytes, count, stride, out);
+}
+
 // C = 16 (the first stage of CIFAR ResNets): tap t fills half t % 2 of word t / 2; no bit writer
 // chain.
 template <int AP>

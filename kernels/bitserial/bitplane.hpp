@@ -78,6 +78,37 @@ void pack_panel_row(const uint32_t* pixel, std::span<const int64_t> tap_offsets,
                     int act_bits, uint32_t* out);
 
 // -------------------------------------------------------------------------------------------------
+// Bit rows: the narrow-layer route to the panel (pack_input on C = 8 or 16, where going through
+// pack_act_pixels and pack_panel_row costs more than the convolution). One image row of `pixels`
+// pixels of C channels (C % 8 == 0) becomes act_bits byte strings of pixels * C / 8 bytes, plane i
+// at out + i * plane_bytes (plane_bytes >= pixels * C / 8): bit b of byte q = bit i of the code of
+// channel (8q + b) % C of pixel (8q + b) / C, i.e. a pixel's channels are C consecutive bits and
+// the pixels follow each other without chunk padding. The kernel-row taps of one output pixel are
+// then k * C consecutive bits of a bit row, byte aligned, so a panel row is k loads and shifts
+// (pack_panel_rows_bits).
+// -------------------------------------------------------------------------------------------------
+
+// True when pack_panel_rows_bits takes (channels, kernel): channels 8 or 16 with kernel 3 (the
+// instantiated cases; any kernel * channels <= 64 would work the same way).
+bool bit_rows_supported(int64_t channels, int64_t kernel);
+// Packs codes [pixels, channels] of one row into the bit-row form above. Codes >= 2^act_bits:
+// higher bits ignored. Precondition: channels % 8 == 0.
+void pack_bit_row(const uint8_t* codes, int64_t pixels, int64_t channels, int act_bits,
+                  uint8_t* out, int64_t plane_bytes);
+// A bit row of `pixels` pad pixels holding `code` on every channel.
+void fill_bit_row(uint8_t code, int64_t pixels, int64_t channels, int act_bits, uint8_t* out,
+                  int64_t plane_bytes);
+// The panel rows of `count` consecutive output pixels of one output row (the pack_panel_row layout
+// and result, K = kernel^2 * channels, rows of ceil(K / 32) * act_bits words one after another
+// from out) from the bit rows of their `kernel` input rows: rows[r] is the bit row (plane 0; plane
+// i at rows[r] + i * plane_bytes) of kernel row r, and output pixel x's window starts at pixel
+// x * stride of each. Reads up to 8 bytes from each window start (callers leave 8 bytes of slack
+// after the last row). Precondition: bit_rows_supported(channels, kernel).
+void pack_panel_rows_bits(const uint8_t* const* rows, int64_t plane_bytes, int64_t count,
+                          int64_t stride, int64_t channels, int64_t kernel, int act_bits,
+                          uint32_t* out);
+
+// -------------------------------------------------------------------------------------------------
 // Weights. Each output channel o takes at most 4 distinct integer values (its levels). Each level
 // is given plane bits b_j (j < planes, at most 3) and the channel coefficients alpha_o, coef_o[j]
 // with

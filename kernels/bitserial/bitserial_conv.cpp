@@ -53,8 +53,9 @@ BitserialConv::Buffer<T> BitserialConv::allocate(int64_t count) {
 }
 
 BitserialConv::BitserialConv(const ConvSpec& spec, std::span<const int8_t> weights,
-                             std::string_view kernel_name, BitserialTileFn tile)
-    : spec_(spec), name_(kernel_name), tile_(tile) {
+                             std::string_view kernel_name, BitserialTileFn tile,
+                             BitRowPackFn pack_row)
+    : spec_(spec), name_(kernel_name), tile_(tile), pack_row_(pack_row) {
   const std::string why = bitserial_rejects(spec, weights);
   check(why.empty(), std::string(kernel_name) + " cannot run " + spec.describe() + ": " + why);
   const int64_t c = spec.in_channels, k = spec.kernel, taps = k * k, ap = spec.act_bits;
@@ -78,6 +79,8 @@ BitserialConv::BitserialConv(const ConvSpec& spec, std::span<const int8_t> weigh
         panel_ ? s * ap : tap_offsets_[static_cast<std::size_t>(s / chunks)] + (s % chunks) * ap);
   }
   panel_row_words_ = panel_ ? ksteps * ap : 0;
+  bit_rows_ = panel_ && bit_rows_supported(c, k);
+  row_plane_bytes_ = bit_rows_ ? padded_w_ * c / 8 : 0;
   pad_pixel_.resize(static_cast<std::size_t>(pixel_words_));
   fill_act_pixel(spec.pad_code, c, spec.act_bits, pad_pixel_);
 
@@ -113,7 +116,9 @@ BitserialConv::BitserialConv(const ConvSpec& spec, std::span<const int8_t> weigh
   const int64_t padded_pixels = spec.batch * padded_h_ * padded_w_;
   std::size_t offset = 0;
   image_offset_ = offset;
-  offset += align64(static_cast<std::size_t>(padded_pixels * pixel_words_) * sizeof(uint32_t));
+  offset += align64(
+      std::max(static_cast<std::size_t>(padded_pixels * pixel_words_) * sizeof(uint32_t),
+               static_cast<std::size_t>(spec.batch * padded_h_ * ap * row_plane_bytes_ + 8)));
   panel_offset_ = offset;
   if (panel_)
     offset +=
@@ -155,6 +160,31 @@ void BitserialConv::pack_input(const uint8_t* codes, std::byte* packed) const {
       uint32_t* dst = image + r * padded_w_ * pw;
       int32_t* sum = pixel_sum != nullptr ? pixel_sum + r * padded_w_ : nullptr;
       const bool inside = y >= 0 && y < s.height;
+      if (bit_rows_) {
+        uint8_t* bits = reinterpret_cast<uint8_t*>(image) + r * s.act_bits * row_plane_bytes_;
+        if (!inside) {
+          fill_bit_row(s.pad_code, padded_w_, c, s.act_bits, bits, row_plane_bytes_);
+          if (sum != nullptr) std::fill(sum, sum + padded_w_, pad_sum);
+          continue;
+        }
+        const int64_t pad_bytes = pad * c / 8;
+        fill_bit_row(s.pad_code, pad, c, s.act_bits, bits, row_plane_bytes_);
+        fill_bit_row(s.pad_code, pad, c, s.act_bits, bits + pad_bytes + s.width * c / 8,
+                     row_plane_bytes_);
+        pack_row_(codes + ((n * s.height + y) * s.width) * c, s.width, c, s.act_bits,
+                  bits + pad_bytes, row_plane_bytes_);
+        if (sum != nullptr) {
+          const uint8_t* src = codes + ((n * s.height + y) * s.width) * c;
+          std::fill(sum, sum + pad, pad_sum);
+          std::fill(sum + pad + s.width, sum + padded_w_, pad_sum);
+          for (int64_t x = 0; x < s.width; ++x) {
+            int32_t total = 0;
+            for (int64_t ch = 0; ch < c; ++ch) total += src[x * c + ch];
+            sum[pad + x] = total;
+          }
+        }
+        continue;
+      }
       for (int64_t xp = 0; xp < padded_w_; ++xp) {
         const int64_t x = xp - pad;
         if (inside && x >= 0 && x < s.width) continue;
@@ -174,7 +204,8 @@ void BitserialConv::pack_input(const uint8_t* codes, std::byte* packed) const {
         }
     }
   };
-  if (s.input_elements() < kParallelPackCodes) {
+  // Bit rows cost ~0.1 ns per code: below 64K codes one thread beats waking others.
+  if (s.input_elements() < (bit_rows_ ? kParallelPackCodes * 8 : kParallelPackCodes)) {
     pack_rows(0, rows);
   } else {
     tbb::parallel_for(
@@ -189,14 +220,39 @@ void BitserialConv::pack_input(const uint8_t* codes, std::byte* packed) const {
   int32_t* window_sum =
       pixel_sum != nullptr ? reinterpret_cast<int32_t*>(packed + window_sum_offset_) : nullptr;
   const int64_t oh = s.out_height(), ow = s.out_width(), k = s.kernel;
+  if (bit_rows_) {
+    // The panel one output row at a time from the bit rows; the window sums (if any) below.
+    auto pack_out_rows = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t n = r / oh, y = r % oh;
+        const uint8_t* rows[3];  // bit_rows_supported: kernel 3
+        for (int64_t i = 0; i < 3; ++i)
+          rows[i] = reinterpret_cast<const uint8_t*>(image) +
+                    (n * padded_h_ + y * s.stride + i) * s.act_bits * row_plane_bytes_;
+        pack_panel_rows_bits(rows, row_plane_bytes_, ow, s.stride, c, k, s.act_bits,
+                             panel + r * ow * panel_row_words_);
+      }
+    };
+    if (s.out_pixels() * panel_row_words_ < kParallelPanelWords * 4) {
+      pack_out_rows(0, s.batch * oh);
+    } else {
+      tbb::parallel_for(
+          tbb::blocked_range<int64_t>(0, s.batch * oh),
+          [&](const tbb::blocked_range<int64_t>& r) { pack_out_rows(r.begin(), r.end()); },
+          tbb::static_partitioner());
+    }
+    if (window_sum == nullptr) return;
+    panel = nullptr;
+  }
   auto pack_pixels = [&](int64_t m0, int64_t m1) {
     int64_t n = m0 / (oh * ow), y = m0 / ow % oh, x = m0 % ow;
     for (int64_t m = m0; m < m1; ++m) {
       const int64_t first =
           (n * padded_h_ + y * s.stride) * padded_w_ + x * s.stride;  // padded pixel index
-      if (panel != nullptr)
+      if (panel != nullptr) {
         pack_panel_row(image + first * pw, tap_offsets_, c, s.act_bits,
                        panel + m * panel_row_words_);
+      }
       if (window_sum != nullptr) {
         int32_t total = 0;
         for (int64_t i = 0; i < k; ++i)

@@ -22,6 +22,8 @@
 namespace bitgrad::kernels {
 
 using BitserialTileFn = void (*)(const BitserialTileArgs&);
+// pack_bit_row or an ISA twin (bitserial_tile.hpp).
+using BitRowPackFn = void (*)(const uint8_t*, int64_t, int64_t, int, uint8_t*, int64_t);
 
 // "" when the bit-serial kernels run this layer, else why not: an invalid spec, a weight count that
 // does not match it, act_bits > 2, or an output channel with more than 4 distinct weight values.
@@ -34,6 +36,8 @@ std::string bitserial_rejects(const ConvSpec& spec, std::span<const int8_t> weig
 //   on
 //           every channel: [batch, height + 2 pad, width + 2 pad] pixels in pack_act_pixels layout
 //           (act_pixel_words(C, act_bits) words each; channel padding bits 0);
+//           (C = 8 or 16 with a 3x3 kernel, bit_rows_supported: the padded rows in bit-row form
+//           instead, bitplane.hpp, planes of one row contiguous, 8 bytes of slack);
 //   panel   im2col mode only: per output pixel one pack_panel_row of all kernel * kernel taps;
 //   sums    only when some output channel has alpha != 0: the code sum of each padded pixel, then
 //   of
@@ -51,8 +55,9 @@ std::string bitserial_rejects(const ConvSpec& spec, std::span<const int8_t> weig
 class BitserialConv final : public QConv {
  public:
   // Precondition: bitserial_rejects(spec, weights) is empty (checked; bitgrad::Error otherwise).
+  // pack_row packs the bit rows of narrow layers (bit_rows_supported).
   BitserialConv(const ConvSpec& spec, std::span<const int8_t> weights, std::string_view kernel_name,
-                BitserialTileFn tile);
+                BitserialTileFn tile, BitRowPackFn pack_row = &pack_bit_row);
 
   const ConvSpec& spec() const override { return spec_; }
   std::string_view kernel_name() const override { return name_; }
@@ -84,9 +89,12 @@ class BitserialConv final : public QConv {
   ConvSpec spec_;
   std::string name_;
   BitserialTileFn tile_;
+  BitRowPackFn pack_row_;
   WeightPlanes plan_;
   KLayout klayout_;
   bool panel_ = false;
+  bool bit_rows_ = false;        // panel built from bit rows (bitplane.hpp) instead of the image
+  int64_t row_plane_bytes_ = 0;  // bit rows: bytes of one plane of one padded row
   int64_t padded_h_ = 0, padded_w_ = 0, pixel_words_ = 0, panel_row_words_ = 0, groups_ = 0;
   std::vector<int64_t>
       tap_offsets_;  // [taps] word offset of tap (i, j) from a window's first pixel

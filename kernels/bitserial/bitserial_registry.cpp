@@ -1,7 +1,8 @@
 // bitserial_registry.cpp: the bitserial family's rows of the kernel table (kernels/registry.hpp),
 // slowest first: the scalar reference tile, AVX2 (PSHUFB nibble popcount), AVX-512 (VPOPCNTW +
 // VPDPWSSD). All rows share one layer preparation (BitserialConv) and differ only in the tile
-// function. Names end in the main register block, output channels x pixels.
+// function (and the AVX-512 row also packs narrow layers' bit rows with AVX-512). Names end in the
+// main register block, output channels x pixels.
 #include <array>
 #include <memory>
 #include <span>
@@ -12,10 +13,10 @@
 namespace bitgrad::kernels {
 namespace {
 
-template <BitserialTileFn kTile>
+template <BitserialTileFn kTile, BitRowPackFn kPackRow = &pack_bit_row>
 std::unique_ptr<QConv> prepare(std::string_view name, const ConvSpec& spec,
                                std::span<const int8_t> weights) {
-  return std::make_unique<BitserialConv>(spec, weights, name, kTile);
+  return std::make_unique<BitserialConv>(spec, weights, name, kTile, kPackRow);
 }
 
 constexpr std::string_view kRef = "conv_w2a2_bitserial__ref";
@@ -33,7 +34,7 @@ constexpr std::array<ConvKernelRow, 3> kRows = {{
      }},
     {kAvx512, Family::kBitserial, Tier::kAvx512, &bitserial_rejects,
      [](const ConvSpec& s, std::span<const int8_t> w) {
-       return prepare<&bitserial_tile__avx512>(kAvx512, s, w);
+       return prepare<&bitserial_tile__avx512, &pack_bit_row__avx512>(kAvx512, s, w);
      }},
 }};
 

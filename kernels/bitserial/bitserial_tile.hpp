@@ -1,7 +1,8 @@
 // bitserial_tile.hpp: the bit-serial tile functions (one per ISA tier) and the plain data they
 // read. A tile computes the exact int32 accumulators of up to kBitserialTilePixels output pixels
 // for a range of 16-channel output groups, from bit-planes packed as bitplane.hpp documents.
-// Included by the ISA translation units, so: PODs and declarations only, no inline code, no
+// Also the AVX-512 twin of the bit-row packer (bitplane.hpp), for the same ISA translation-unit
+// rule. Included by the ISA translation units, so: PODs and declarations only, no inline code, no
 // standard containers. Not here: packing (bitplane.hpp), threading and buffers
 // (bitserial_conv.hpp).
 #pragma once
@@ -55,5 +56,10 @@ void bitserial_tile__avx2(const BitserialTileArgs& args);
 // channels x 8 pixels (16 x 8 for a leftover group and for three weight planes with 2-bit
 // activations).
 void bitserial_tile__avx512(const BitserialTileArgs& args);
+
+// Packing twins (bitplane.hpp has the scalar definitions and the layout): pack_bit_row with
+// VPTESTMB, 64 codes per instruction and plane. Same arguments and result as pack_bit_row.
+void pack_bit_row__avx512(const uint8_t* codes, int64_t pixels, int64_t channels, int act_bits,
+                          uint8_t* out, int64_t plane_bytes);
 
 }  // namespace bitgrad::kernels

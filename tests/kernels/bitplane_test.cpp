@@ -12,6 +12,8 @@
 
 #include "core/error.hpp"
 #include "kernels/bitserial/bitplane.hpp"
+#include "kernels/bitserial/bitserial_tile.hpp"
+#include "kernels/cpu.hpp"
 
 using namespace bitgrad::kernels;
 
@@ -190,6 +192,79 @@ TEST_CASE("Panel rows concatenate the taps' channel bits, padded once", "[kernel
       CHECK(total_bits(row) == expected_bits);  // nothing but the codes' bits: the padding is 0
     }
   }
+}
+
+TEST_CASE("Bit-row panel rows equal the image route's panel rows", "[kernel][bitplane]") {
+  std::mt19937 rng(6);
+  for (int act_bits : {1, 2}) {
+    std::uniform_int_distribution<int> code(0, 255);  // high bits must be ignored
+    for (int64_t channels : {8, 16}) {
+      REQUIRE(bit_rows_supported(channels, 3));
+      const int64_t width = 7, height = 3, pw = act_pixel_words(channels, act_bits);
+      std::vector<uint8_t> codes(static_cast<size_t>(height * width * channels));
+      for (auto& x : codes) x = static_cast<uint8_t>(code(rng));
+      std::vector<uint8_t> masked(codes);
+      for (auto& x : masked) x = static_cast<uint8_t>(x & ((1 << act_bits) - 1));
+      std::vector<uint32_t> image(static_cast<size_t>(height * width * pw));
+      pack_act_pixels(masked, channels, act_bits, image);
+      // Bit rows: row r's planes at r * act_bits * plane_bytes, 8 bytes of slack.
+      const int64_t plane_bytes = width * channels / 8 + 1;  // a stride longer than the row
+      std::vector<uint8_t> bits(static_cast<size_t>(height * act_bits * plane_bytes + 8), 0xA5);
+      for (int64_t r = 0; r < height; ++r)
+        pack_bit_row(codes.data() + r * width * channels, width, channels, act_bits,
+                     bits.data() + r * act_bits * plane_bytes, plane_bytes);
+      const uint8_t* rows[3];
+      for (int64_t r = 0; r < 3; ++r) rows[r] = bits.data() + r * act_bits * plane_bytes;
+      const KLayout k{9, channels, 9};
+      const int64_t words = k.ksteps() * act_bits;
+      for (int64_t stride : {1, 2}) {
+        const int64_t count = (width - 3) / stride + 1;
+        std::vector<uint32_t> want(static_cast<size_t>(count * words), 0x5A5A5A5Au);
+        std::vector<uint32_t> got(want.size(), 0x12345678u);
+        for (int64_t x = 0; x < count; ++x) {
+          std::vector<int64_t> offsets;
+          for (int64_t i = 0; i < 3; ++i)
+            for (int64_t j = 0; j < 3; ++j) offsets.push_back((i * width + x * stride + j) * pw);
+          pack_panel_row(image.data(), offsets, channels, act_bits, want.data() + x * words);
+        }
+        pack_panel_rows_bits(rows, plane_bytes, count, stride, channels, 3, act_bits, got.data());
+        INFO("C " << channels << " act_bits " << act_bits << " stride " << stride);
+        CHECK(got == want);
+      }
+      // Pad rows: every channel of every pixel holds the code.
+      for (uint8_t pad : {uint8_t{0}, uint8_t{1}, uint8_t{2}, uint8_t{3}}) {
+        std::vector<uint8_t> row(static_cast<size_t>(act_bits * plane_bytes), 0x3C);
+        fill_bit_row(pad, width, channels, act_bits, row.data(), plane_bytes);
+        for (int i = 0; i < act_bits; ++i)
+          for (int64_t b = 0; b < width * channels / 8; ++b)
+            CHECK(row[static_cast<size_t>(i * plane_bytes + b)] == ((pad >> i) & 1 ? 0xFF : 0x00));
+      }
+    }
+  }
+  CHECK_FALSE(bit_rows_supported(17, 3));
+  CHECK_FALSE(bit_rows_supported(16, 1));
+}
+
+TEST_CASE("The AVX-512 bit-row packer equals the scalar one", "[kernel][bitplane]") {
+  if (cpu_tier() < Tier::kAvx512) {
+    WARN("no AVX-512 on this CPU: pack_bit_row__avx512 not tested");
+    return;
+  }
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> code(0, 255);  // high bits must be ignored
+  for (int act_bits : {1, 2})
+    for (int64_t channels : {8, 16})
+      for (int64_t pixels : {1, 3, 4, 5, 8, 9, 32, 33, 56}) {
+        const int64_t bytes = pixels * channels / 8, plane_bytes = bytes + 3;
+        std::vector<uint8_t> codes(static_cast<size_t>(pixels * channels));
+        for (auto& x : codes) x = static_cast<uint8_t>(code(rng));
+        std::vector<uint8_t> want(static_cast<size_t>(2 * plane_bytes), 0xA5);
+        std::vector<uint8_t> got(want);
+        pack_bit_row(codes.data(), pixels, channels, act_bits, want.data(), plane_bytes);
+        pack_bit_row__avx512(codes.data(), pixels, channels, act_bits, got.data(), plane_bytes);
+        INFO("C " << channels << " act_bits " << act_bits << " pixels " << pixels);
+        CHECK(got == want);  // including the untouched bytes between and after the planes
+      }
 }
 
 TEST_CASE("Weight planes: the named encodings get their documented planes and coefficients",

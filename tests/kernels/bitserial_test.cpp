@@ -145,6 +145,15 @@ std::vector<Layer> test_layers() {
   // A layer big enough for the threaded paths (more than 2M MACs; pack_input over 16K words).
   add("threaded", make_spec(2, 20, 20, 64, 64, 3, 1, 1, 2, 1), kSigned);
   add("threaded panel", make_spec(4, 24, 24, 16, 16, 3, 1, 1), kOdd);
+  // Narrow layers whose panel is built from bit rows (C = 8 or 16, 3x3): 1-bit activations,
+  // stride 2 with pad 0, every pad code.
+  add("bit rows, C 8", make_spec(2, 5, 7, 8, 17, 3, 1, 1, 2, 3), kOdd);
+  add("bit rows, C 8, 1-bit", make_spec(1, 6, 5, 8, 16, 3, 2, 1, 1, 1), kSigned);
+  add("bit rows, C 16, 1-bit", make_spec(1, 5, 6, 16, 33, 3, 1, 1, 1, 1), kTernary);
+  add("bit rows, C 16, stride 2 pad 0", make_spec(2, 9, 8, 16, 16, 3, 2, 0), kSigned);
+  add("threaded bit rows", make_spec(4, 32, 32, 16, 16, 3, 1, 1, 2, 2), kSigned);  // 64K codes
+  add("bit rows, C 16, pad code 1", make_spec(1, 4, 9, 16, 15, 3, 1, 1, 2, 1),
+      per_channel_sets(4, 29));
   return layers;
 }
 
