@@ -41,16 +41,29 @@ inline void zero(Acc<NR, MR>& acc) {
 }
 
 template <int NR, int MR, int P = 0>
-inline void step(Acc<NR, MR>& acc, const uint8_t* const (&a)[NR], std::ptrdiff_t k,
-                 const __m512i (&w)[MR]) {
+[[gnu::always_inline]] inline void step(Acc<NR, MR>& acc, const uint8_t* const (&a)[NR],
+                                        std::ptrdiff_t k, __m512i w0, __m512i w1, __m512i w2,
+                                        __m512i w3) {
   if constexpr (P < NR) {
     const __m512i b = _mm512_set1_epi32(load4(a[P] + k));
-    if constexpr (MR > 0) acc.v[P][0] = _mm512_dpbusd_epi32(acc.v[P][0], b, w[0]);
-    if constexpr (MR > 1) acc.v[P][1] = _mm512_dpbusd_epi32(acc.v[P][1], b, w[1]);
-    if constexpr (MR > 2) acc.v[P][2] = _mm512_dpbusd_epi32(acc.v[P][2], b, w[2]);
-    if constexpr (MR > 3) acc.v[P][3] = _mm512_dpbusd_epi32(acc.v[P][3], b, w[3]);
-    step<NR, MR, P + 1>(acc, a, k, w);
+    acc.v[P][0] = _mm512_dpbusd_epi32(acc.v[P][0], b, w0);
+    if constexpr (MR > 1) acc.v[P][1] = _mm512_dpbusd_epi32(acc.v[P][1], b, w1);
+    if constexpr (MR > 2) acc.v[P][2] = _mm512_dpbusd_epi32(acc.v[P][2], b, w2);
+    if constexpr (MR > 3) acc.v[P][3] = _mm512_dpbusd_epi32(acc.v[P][3], b, w3);
+    step<NR, MR, P + 1>(acc, a, k, w0, w1, w2, w3);
   }
+}
+
+// One 4-byte step: MR weight vectors (named values, not an array: g++ 12 stored an array of them
+// to the stack in the unrolled loop), then NR broadcasts x MR vpdpbusd.
+template <int NR, int MR>
+[[gnu::always_inline]] inline void kstep(Acc<NR, MR>& acc, const uint8_t* const (&a)[NR],
+                                         std::ptrdiff_t k, const int8_t* w) {
+  const __m512i w0 = _mm512_loadu_si512(w);
+  const __m512i w1 = MR > 1 ? _mm512_loadu_si512(w + 64) : w0;
+  const __m512i w2 = MR > 2 ? _mm512_loadu_si512(w + 128) : w0;
+  const __m512i w3 = MR > 3 ? _mm512_loadu_si512(w + 192) : w0;
+  step<NR, MR>(acc, a, k, w0, w1, w2, w3);
 }
 
 template <int NR, int MR, int P, int G = 0>
@@ -88,12 +101,16 @@ void tile(const Int8Tile& t) {
     const uint8_t* a[NR];
     for (int p = 0; p < NR; ++p) a[p] = t.pixels[p] + t.run_offsets[r];
     const std::ptrdiff_t bytes = 4 * t.run_steps;
-    for (std::ptrdiff_t k = 0; k < bytes; k += 4) {
-      __m512i wv[MR];
-      for (int g = 0; g < MR; ++g) wv[g] = _mm512_loadu_si512(w + 64 * g);
-      step<NR, MR>(acc, a, k, wv);
-      w += 64 * MR;
+    // Four steps per iteration: one loop branch and pointer update per 4 * NR * MR vpdpbusd
+    // (measured ~10% faster on an L1-resident tile than one step per iteration).
+    std::ptrdiff_t k = 0;
+    for (; k + 16 <= bytes; k += 16, w += 256 * MR) {
+      kstep<NR, MR>(acc, a, k, w);
+      kstep<NR, MR>(acc, a, k + 4, w + 64 * MR);
+      kstep<NR, MR>(acc, a, k + 8, w + 128 * MR);
+      kstep<NR, MR>(acc, a, k + 12, w + 192 * MR);
     }
+    for (; k < bytes; k += 4, w += 64 * MR) kstep<NR, MR>(acc, a, k, w);
   }
   store<NR, MR>(acc, t);
 }
