@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/aligned.hpp"
 
 namespace bitgrad::kernels {
 namespace {
@@ -30,20 +31,6 @@ constexpr int64_t kSerialMacs = int64_t{1} << 20;
 // Likewise for pack_input: copying 256 KiB takes about as long as a thread wake-up.
 constexpr int64_t kSerialPackBytes = int64_t{1} << 18;
 
-// 64-byte-aligned storage for packed weights: the tiles load whole zmm rows of them, and an
-// unaligned 64-byte load splits across two cache lines.
-template <typename T>
-struct Aligned64 {
-  using value_type = T;
-  Aligned64() = default;
-  template <typename U>
-  explicit Aligned64(const Aligned64<U>& /*other*/) {}
-  T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{64}));
-  }
-  void deallocate(T* p, std::size_t /*n*/) { ::operator delete (p, std::align_val_t{64}); }
-  friend bool operator==(const Aligned64& /*a*/, const Aligned64& /*b*/) { return true; }
-};
 
 struct TileShape {
   void (*fn)(const Int8Tile&);
@@ -295,7 +282,7 @@ class Int8Conv final : public QConv {
   int64_t cp_ = 4, hp_ = 1, wp_ = 1, run_steps_ = 1, flush_steps_ = 1;
   std::vector<std::ptrdiff_t> run_offsets_;
   std::vector<Block> blocks_;
-  std::vector<int8_t, Aligned64<int8_t>> weights_;
+  AlignedVector<int8_t> weights_;
 };
 
 }  // namespace

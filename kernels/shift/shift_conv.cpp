@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/aligned.hpp"
 #include "kernels/shift/shift_tile.hpp"
 
 namespace bitgrad::kernels {
@@ -24,20 +25,6 @@ namespace {
 constexpr int64_t kSerialMacs = int64_t{1} << 20;
 constexpr int64_t kSerialPackBytes = int64_t{1} << 18;
 
-// 64-byte-aligned storage for packed weights: the tiles load whole zmm rows of them, and an
-// unaligned 64-byte load splits across two cache lines.
-template <typename T>
-struct Aligned64 {
-  using value_type = T;
-  Aligned64() = default;
-  template <typename U>
-  explicit Aligned64(const Aligned64<U>& /*other*/) {}
-  T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{64}));
-  }
-  void deallocate(T* p, std::size_t /*n*/) { ::operator delete (p, std::align_val_t{64}); }
-  friend bool operator==(const Aligned64& /*a*/, const Aligned64& /*b*/) { return true; }
-};
 
 struct TileShape {
   void (*fn)(const ShiftTile&);
@@ -240,7 +227,7 @@ class ShiftConv final : public QConv {
   int64_t hp_ = 1, wp_ = 1, run_steps_ = 1, groups_ = 1, flush_steps_ = 1;
   int terms_ = 0;
   std::vector<std::ptrdiff_t> run_offsets_;
-  std::vector<int16_t, Aligned64<int16_t>> shifts_;  // [group][step][T][32]
+  AlignedVector<int16_t> shifts_;  // [group][step][T][32]
   std::vector<uint32_t> masks_;                      // [group][step][T][2]
 };
 
