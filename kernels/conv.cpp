@@ -48,6 +48,18 @@ void ConvSpec::validate() const {
   });
 }
 
+std::string conv_problem(const ConvSpec& spec, std::span<const int8_t> weights) {
+  try {
+    spec.validate();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (static_cast<int64_t>(weights.size()) != spec.weight_elements())
+    return "expected " + std::to_string(spec.weight_elements()) + " weights, got " +
+           std::to_string(weights.size());
+  return {};
+}
+
 void conv_codes__ref(const ConvSpec& spec, std::span<const uint8_t> act, std::span<const int8_t> weights,
                      std::span<int64_t> out) {
   spec.validate();

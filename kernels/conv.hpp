@@ -52,6 +52,10 @@ struct ConvSpec {
   void validate() const;
 };
 
+// Why (spec, weights) is not a valid layer, or "" when it is: validate()'s message, or a weight
+// count that does not match the spec. The common first check of every row's `rejects`.
+std::string conv_problem(const ConvSpec& spec, std::span<const int8_t> weights);
+
 // The definition of the result, in int64: out has output_elements() entries. Checks the spec and that
 // every activation code is < 2^act_bits (bitgrad::Error otherwise). Single-threaded; slow on purpose.
 void conv_codes__ref(const ConvSpec& spec, std::span<const uint8_t> act, std::span<const int8_t> weights,

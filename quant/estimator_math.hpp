@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -70,6 +71,26 @@ inline float estimator_grad(const Estimator& e, float x, float x_q, float step, 
 }
 
 // "ste" | "ewgs" | "dsq" | "daq".
+// Calls body(std::integral_constant<EstimatorKind, K>{}) with K = kind, so that a quantizer's element
+// loop can be compiled once per estimator (branch-free and vectorised) and chosen at run time.
+template <typename Body>
+void with_estimator_kind(EstimatorKind kind, Body&& body) {
+  switch (kind) {
+    case EstimatorKind::kSte:
+      body(std::integral_constant<EstimatorKind, EstimatorKind::kSte>{});
+      return;
+    case EstimatorKind::kEwgs:
+      body(std::integral_constant<EstimatorKind, EstimatorKind::kEwgs>{});
+      return;
+    case EstimatorKind::kDsq:
+      body(std::integral_constant<EstimatorKind, EstimatorKind::kDsq>{});
+      return;
+    case EstimatorKind::kDaq:
+      body(std::integral_constant<EstimatorKind, EstimatorKind::kDaq>{});
+      return;
+  }
+}
+
 inline const char* estimator_name(EstimatorKind kind) {
   switch (kind) {
     case EstimatorKind::kSte:

@@ -75,16 +75,6 @@ void lint_backward_block(const LintBackward& lb, const Estimator& est, int64_t b
   }
 }
 
-template <EstimatorKind kKind>
-void lint_backward(const LintBackward& lb, const Estimator& est, int64_t begin, int64_t end,
-                   std::array<double, 2>& acc) {
-  if (lb.dx != nullptr) {
-    lint_backward_block<kKind, true>(lb, est, begin, end, acc);
-  } else {
-    lint_backward_block<kKind, false>(lb, est, begin, end, acc);
-  }
-}
-
 }  // namespace
 
 LearnedIntervalQuantizer::LearnedIntervalQuantizer(Role role, int bits)
@@ -152,12 +142,14 @@ Variable LearnedIntervalQuantizer::fake_quant(const Variable& x) {
         // sums[0] = sum gz (u - x), sums[1] = sum gz (x - l) over the clip range.
         const auto sums =
             block_sums<2>(xc.numel(), [&](int64_t b, int64_t e, std::array<double, 2>& acc) {
-              switch (est.kind) {
-                case EstimatorKind::kSte: lint_backward<EstimatorKind::kSte>(lb, est, b, e, acc); break;
-                case EstimatorKind::kEwgs: lint_backward<EstimatorKind::kEwgs>(lb, est, b, e, acc); break;
-                case EstimatorKind::kDsq: lint_backward<EstimatorKind::kDsq>(lb, est, b, e, acc); break;
-                case EstimatorKind::kDaq: lint_backward<EstimatorKind::kDaq>(lb, est, b, e, acc); break;
-              }
+              with_estimator_kind(est.kind, [&](auto kind) {
+                constexpr EstimatorKind k = decltype(kind)::value;
+                if (lb.dx != nullptr) {
+                  lint_backward_block<k, true>(lb, est, b, e, acc);
+                } else {
+                  lint_backward_block<k, false>(lb, est, b, e, acc);
+                }
+              });
             });
         const double inv_w2 = 1.0 / (static_cast<double>(width) * width);
         return {dx, needs[1] ? Tensor::full(core::Shape{1}, static_cast<float>(-sums[0] * inv_w2)) : Tensor(),

@@ -101,16 +101,6 @@ void lsq_backward_block(const LsqBackward& lb, const Estimator& est, int64_t beg
   for (int lane = 0; lane < kLanes; ++lane) acc[0] += sum[lane];
 }
 
-template <EstimatorKind kKind>
-void lsq_backward(const LsqBackward& lb, const Estimator& est, int64_t begin, int64_t end,
-                  std::array<double, 1>& acc) {
-  if (lb.dx != nullptr) {
-    lsq_backward_block<kKind, true>(lb, est, begin, end, acc);
-  } else {
-    lsq_backward_block<kKind, false>(lb, est, begin, end, acc);
-  }
-}
-
 }  // namespace
 
 Variable LsqQuantizer::fake_quant(const Variable& x) {
@@ -142,12 +132,14 @@ Variable LsqQuantizer::fake_quant(const Variable& x) {
                              static_cast<float>(bounds.qn), static_cast<float>(bounds.qp)};
         const auto sums =
             block_sums<1>(xc.numel(), [&](int64_t b, int64_t e, std::array<double, 1>& acc) {
-              switch (est.kind) {
-                case EstimatorKind::kSte: lsq_backward<EstimatorKind::kSte>(lb, est, b, e, acc); break;
-                case EstimatorKind::kEwgs: lsq_backward<EstimatorKind::kEwgs>(lb, est, b, e, acc); break;
-                case EstimatorKind::kDsq: lsq_backward<EstimatorKind::kDsq>(lb, est, b, e, acc); break;
-                case EstimatorKind::kDaq: lsq_backward<EstimatorKind::kDaq>(lb, est, b, e, acc); break;
-              }
+              with_estimator_kind(est.kind, [&](auto kind) {
+                constexpr EstimatorKind k = decltype(kind)::value;
+                if (lb.dx != nullptr) {
+                  lsq_backward_block<k, true>(lb, est, b, e, acc);
+                } else {
+                  lsq_backward_block<k, false>(lb, est, b, e, acc);
+                }
+              });
             });
         const double grad_scale =
             1.0 / std::sqrt(static_cast<double>(xc.numel()) * static_cast<double>(bounds.qp));

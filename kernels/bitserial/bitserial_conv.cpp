@@ -27,14 +27,7 @@ std::size_t align64(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
 }  // namespace
 
 std::string bitserial_rejects(const ConvSpec& spec, std::span<const int8_t> weights) {
-  try {
-    spec.validate();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  if (static_cast<int64_t>(weights.size()) != spec.weight_elements())
-    return "expected " + std::to_string(spec.weight_elements()) + " weights, got " +
-           std::to_string(weights.size());
+  if (std::string problem = conv_problem(spec, weights); !problem.empty()) return problem;
   if (spec.act_bits > 2)
     return "activation codes of " + std::to_string(spec.act_bits) +
            " bits; the bit-serial kernels take act_bits 1 or 2 (use the int8 family)";

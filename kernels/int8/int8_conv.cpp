@@ -21,6 +21,7 @@
 
 #include "core/error.hpp"
 #include "kernels/aligned.hpp"
+#include "kernels/pixel_tiles.hpp"
 
 namespace bitgrad::kernels {
 namespace {
@@ -197,7 +198,7 @@ class Int8Conv final : public QConv {
     const int64_t nblocks = static_cast<int64_t>(blocks_.size());
     auto body = [&](int64_t t0, int64_t t1, int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        Cursor cursor = cursor_at(t0 * nr_);
+        OutputCursor cursor = output_cursor(spec_, t0 * nr_);
         for (int64_t t = t0; t < t1; ++t)
           run_tile(in, acc, t, cursor, blocks_[static_cast<std::size_t>(b)]);
       }
@@ -230,36 +231,12 @@ class Int8Conv final : public QConv {
 
   static constexpr int kMaxNr = 12;
 
-  // An output pixel (n, y, x), walked in NHWC order without divisions.
-  struct Cursor {
-    int64_t n = 0, y = 0, x = 0;
-  };
-
-  Cursor cursor_at(int64_t pixel) const {
-    const int64_t oh = spec_.out_height(), ow = spec_.out_width();
-    return Cursor{pixel / (oh * ow), pixel / ow % oh, pixel % ow};
-  }
-
   // Runs one tile: its NR receptive fields from the cursor (left on the next tile's first pixel).
-  void run_tile(const uint8_t* in, int32_t* acc, int64_t tile, Cursor& c, const Block& b) const {
-    const int64_t oh = spec_.out_height(), ow = spec_.out_width(), s = spec_.stride;
+  void run_tile(const uint8_t* in, int32_t* acc, int64_t tile, OutputCursor& c, const Block& b) const {
     const int64_t first = tile * nr_;
     const int64_t valid = std::min<int64_t>(nr_, spec_.out_pixels() - first);
     const uint8_t* pixels[kMaxNr];
-    const uint8_t* field = nullptr;
-    for (int64_t p = 0; p < nr_; ++p) {
-      if (p < valid) {  // tail pixels repeat the last valid one
-        field = in + ((c.n * hp_ + c.y * s) * wp_ + c.x * s) * cp_;
-        if (++c.x == ow) {
-          c.x = 0;
-          if (++c.y == oh) {
-            c.y = 0;
-            ++c.n;
-          }
-        }
-      }
-      pixels[p] = field;
-    }
+    gather_fields(spec_, in, hp_, wp_, cp_, first, nr_, c, pixels);
     Int8Tile t;
     t.pixels = pixels;
     t.run_offsets = run_offsets_.data();
@@ -288,14 +265,7 @@ class Int8Conv final : public QConv {
 }  // namespace
 
 std::string int8_conv_rejects(Int8Isa isa, const ConvSpec& spec, std::span<const int8_t> weights) {
-  try {
-    spec.validate();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  if (static_cast<int64_t>(weights.size()) != spec.weight_elements())
-    return "expected " + std::to_string(spec.weight_elements()) + " weights, got " +
-           std::to_string(weights.size());
+  if (std::string problem = conv_problem(spec, weights); !problem.empty()) return problem;
   std::string why;
   if (isa == Int8Isa::kAvx2) pair_bound(spec, weights, &why);
   return why;

@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "kernels/aligned.hpp"
+#include "kernels/pixel_tiles.hpp"
 #include "kernels/shift/shift_tile.hpp"
 
 namespace bitgrad::kernels {
@@ -152,7 +153,7 @@ class ShiftConv final : public QConv {
     const int64_t tiles = (spec_.out_pixels() + nr_ - 1) / nr_;
     auto body = [&](int64_t t0, int64_t t1, int64_t g0, int64_t g1) {
       for (int64_t g = g0; g < g1; ++g) {
-        Cursor cursor = cursor_at(t0 * nr_);
+        OutputCursor cursor = output_cursor(spec_, t0 * nr_);
         for (int64_t t = t0; t < t1; ++t) run_tile(in, acc, t, cursor, g);
       }
     };
@@ -171,37 +172,12 @@ class ShiftConv final : public QConv {
  private:
   static constexpr int kMaxNr = 8;
 
-  // An output pixel (n, y, x), walked in NHWC order without divisions.
-  struct Cursor {
-    int64_t n = 0, y = 0, x = 0;
-  };
-
-  Cursor cursor_at(int64_t pixel) const {
-    const int64_t oh = spec_.out_height(), ow = spec_.out_width();
-    return Cursor{pixel / (oh * ow), pixel / ow % oh, pixel % ow};
-  }
-
   // Runs one tile: its NR receptive fields from the cursor (left on the next tile's first pixel).
-  void run_tile(const uint32_t* in, int32_t* acc, int64_t tile, Cursor& c, int64_t group) const {
-    const int64_t oh = spec_.out_height(), ow = spec_.out_width(), s = spec_.stride,
-                  c_in = spec_.in_channels;
+  void run_tile(const uint32_t* in, int32_t* acc, int64_t tile, OutputCursor& c, int64_t group) const {
     const int64_t first = tile * nr_;
     const int64_t valid = std::min<int64_t>(nr_, spec_.out_pixels() - first);
     const uint32_t* pixels[kMaxNr];
-    const uint32_t* field = nullptr;
-    for (int64_t p = 0; p < nr_; ++p) {
-      if (p < valid) {  // tail pixels repeat the last valid one
-        field = in + ((c.n * hp_ + c.y * s) * wp_ + c.x * s) * c_in;
-        if (++c.x == ow) {
-          c.x = 0;
-          if (++c.y == oh) {
-            c.y = 0;
-            ++c.n;
-          }
-        }
-      }
-      pixels[p] = field;
-    }
+    gather_fields(spec_, in, hp_, wp_, spec_.in_channels, first, nr_, c, pixels);
     const int64_t t_count = std::max(terms_, 1);
     const int64_t group_steps = spec_.kernel * run_steps_ * t_count;
     ShiftTile t;
@@ -261,14 +237,7 @@ std::optional<PowerTerms> power_terms(int w) {
 
 std::string shift_conv_rejects(ShiftIsa /*isa*/, const ConvSpec& spec,
                                std::span<const int8_t> weights) {
-  try {
-    spec.validate();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  if (static_cast<int64_t>(weights.size()) != spec.weight_elements())
-    return "expected " + std::to_string(spec.weight_elements()) + " weights, got " +
-           std::to_string(weights.size());
+  if (std::string problem = conv_problem(spec, weights); !problem.empty()) return problem;
   return weight_reason(spec, weights);
 }
 

@@ -15,92 +15,18 @@
 
 #include "kernels/conv.hpp"
 #include "kernels/registry.hpp"
+#include "kernel_test_util.hpp"
 
 using namespace bitgrad::kernels;
+using namespace bitgrad::kernels::testing;
 
 namespace {
-
-std::vector<const ConvKernelRow*> int8_rows_list() {
-  std::vector<const ConvKernelRow*> rows;
-  for (const ConvKernelRow& row : conv_kernels())
-    if (row.family == Family::kInt8) rows.push_back(&row);
-  return rows;
-}
-
-bool runnable(const ConvKernelRow& row) {
-  if (cpu_supports(row)) return true;
-  WARN("skipping " << row.name << ": this CPU lacks the " << tier_name(row.tier) << " tier ("
-                   << cpu_feature_summary() << ")");
-  return false;
-}
-
-struct AlignedDelete {
-  void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{64}); }
-};
-
-// The row's accumulators for this layer (prepare, pack_input, run).
-std::vector<int32_t> run_row(const ConvKernelRow& row, const ConvSpec& s,
-                             const std::vector<uint8_t>& a, const std::vector<int8_t>& w) {
-  const std::unique_ptr<QConv> conv = row.prepare(s, w);
-  REQUIRE(conv->kernel_name() == row.name);
-  REQUIRE(conv->packed_weight_bytes() > 0);
-  const std::size_t bytes = conv->packed_input_bytes();
-  std::unique_ptr<std::byte[], AlignedDelete> packed(new (std::align_val_t{64}) std::byte[bytes]);
-  conv->pack_input(a.data(), packed.get());
-  std::vector<int32_t> acc(static_cast<std::size_t>(s.output_elements()), 0x5a5a5a5a);
-  conv->run(packed.get(), acc.data());
-  return acc;
-}
-
-std::vector<int64_t> reference(const ConvSpec& s, const std::vector<uint8_t>& a,
-                               const std::vector<int8_t>& w) {
-  std::vector<int64_t> out(static_cast<std::size_t>(s.output_elements()));
-  conv_codes__ref(s, a, w, out);
-  return out;
-}
-
-// Every accumulator equal; reports the first difference.
-void expect_exact(const ConvKernelRow& row, const ConvSpec& s, const std::vector<uint8_t>& a,
-                  const std::vector<int8_t>& w) {
-  INFO(row.name << " on " << s.describe() << ", pad_code " << int{s.pad_code});
-  REQUIRE(row.rejects(s, w).empty());
-  const std::vector<int64_t> want = reference(s, a, w);
-  const std::vector<int32_t> got = run_row(row, s, a, w);
-  std::size_t bad = 0;
-  while (bad < want.size() && want[bad] == got[bad]) ++bad;
-  if (bad < want.size())
-    INFO("first difference at accumulator " << bad << ": " << got[bad] << " vs " << want[bad]);
-  CHECK(bad == want.size());
-}
-
-std::vector<uint8_t> random_codes(const ConvSpec& s, std::mt19937& rng) {
-  std::uniform_int_distribution<int> code(0, (1 << s.act_bits) - 1);
-  std::vector<uint8_t> a(static_cast<std::size_t>(s.input_elements()));
-  for (auto& v : a) v = static_cast<uint8_t>(code(rng));
-  return a;
-}
 
 std::vector<int8_t> random_weights(const ConvSpec& s, std::mt19937& rng, int lo, int hi) {
   std::uniform_int_distribution<int> value(lo, hi);
   std::vector<int8_t> w(static_cast<std::size_t>(s.weight_elements()));
   for (auto& v : w) v = static_cast<int8_t>(value(rng));
   return w;
-}
-
-ConvSpec layer(int64_t batch, int64_t h, int64_t w, int64_t cin, int64_t cout, int64_t k,
-               int64_t stride, int64_t pad, int act_bits, int pad_code) {
-  ConvSpec s;
-  s.batch = batch;
-  s.height = h;
-  s.width = w;
-  s.in_channels = cin;
-  s.out_channels = cout;
-  s.kernel = k;
-  s.stride = stride;
-  s.pad = pad;
-  s.act_bits = act_bits;
-  s.pad_code = static_cast<uint8_t>(pad_code);
-  return s;
 }
 
 // The randomized layer set: every channel count of the brief against every output-channel tail over
@@ -141,7 +67,7 @@ std::vector<ConvSpec> random_layers() {
 TEST_CASE("int8 rows equal conv_codes__ref on randomized layers", "[kernel][int8]") {
   std::mt19937 rng(7);
   const std::vector<ConvSpec> layers = random_layers();
-  for (const ConvKernelRow* row : int8_rows_list()) {
+  for (const ConvKernelRow* row : family_rows(Family::kInt8)) {
     if (!runnable(*row)) continue;
     for (const ConvSpec& s : layers) {
       const std::vector<uint8_t> a = random_codes(s, rng);
@@ -167,7 +93,7 @@ TEST_CASE("int8 rows are exact with accumulators at their int32 bounds", "[kerne
           static_cast<int8_t>(o % 3 == 0 ? -128 : (o % 3 == 1 ? 127 : (e % 2 ? 127 : -128)));
   const std::vector<int64_t> want = reference(s, a, w);
   CHECK(want[0] == -int64_t{63000} * 255 * 128);
-  for (const ConvKernelRow* row : int8_rows_list()) {
+  for (const ConvKernelRow* row : family_rows(Family::kInt8)) {
     if (!runnable(*row)) continue;
     if (row->tier == Tier::kAvx2) {
       CHECK_THAT(row->rejects(s, w), Catch::Contains("vpmaddubsw would saturate"));
@@ -223,12 +149,12 @@ TEST_CASE("int8 rows explain rejections of malformed layers; selection picks a r
           "[kernel][int8]") {
   ConvSpec s = layer(1, 4, 4, 8, 8, 3, 1, 1, 2, 0);
   const std::vector<int8_t> short_weights(10, 1);
-  for (const ConvKernelRow* row : int8_rows_list())
+  for (const ConvKernelRow* row : family_rows(Family::kInt8))
     CHECK_THAT(row->rejects(s, short_weights), Catch::Contains("expected 576 weights, got 10"));
   ConvSpec bad = s;
   bad.act_bits = 9;
   const std::vector<int8_t> w(static_cast<std::size_t>(s.weight_elements()), 1);
-  for (const ConvKernelRow* row : int8_rows_list())
+  for (const ConvKernelRow* row : family_rows(Family::kInt8))
     CHECK_THAT(row->rejects(bad, w), Catch::Contains("act_bits in 1..8"));
   const ConvKernelRow& best = select_conv(Family::kInt8, s, w);
   CHECK(best.family == Family::kInt8);
@@ -243,7 +169,7 @@ TEST_CASE("int8 rows are exact on layers large enough to run threaded", "[kernel
   const ConvSpec layers[] = {
       layer(1, 20, 20, 32, 64, 3, 1, 1, 2, 0),  // 7.4 M MACs, one 64-channel block
       layer(2, 9, 9, 40, 100, 3, 2, 1, 4, 1)};  // blocks of 64 + 36 channels
-  for (const ConvKernelRow* row : int8_rows_list()) {
+  for (const ConvKernelRow* row : family_rows(Family::kInt8)) {
     if (!runnable(*row)) continue;
     for (const ConvSpec& s : layers)
       expect_exact(*row, s, random_codes(s, rng), random_weights(s, rng, -128, 127));

@@ -17,72 +17,13 @@
 #include "kernels/conv.hpp"
 #include "kernels/registry.hpp"
 #include "kernels/shift/shift_conv.hpp"
+#include "kernel_test_util.hpp"
 #include "quant/apot_math.hpp"
 
 using namespace bitgrad::kernels;
+using namespace bitgrad::kernels::testing;
 
 namespace {
-
-std::vector<const ConvKernelRow*> shift_rows_list() {
-  std::vector<const ConvKernelRow*> rows;
-  for (const ConvKernelRow& row : conv_kernels())
-    if (row.family == Family::kShift) rows.push_back(&row);
-  return rows;
-}
-
-bool runnable(const ConvKernelRow& row) {
-  if (cpu_supports(row)) return true;
-  WARN("skipping " << row.name << ": this CPU lacks the " << tier_name(row.tier) << " tier ("
-                   << cpu_feature_summary() << ")");
-  return false;
-}
-
-struct AlignedDelete {
-  void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{64}); }
-};
-
-void expect_exact(const ConvKernelRow& row, const ConvSpec& s, const std::vector<uint8_t>& a,
-                  const std::vector<int8_t>& w) {
-  INFO(row.name << " on " << s.describe() << ", pad_code " << int{s.pad_code});
-  REQUIRE(row.rejects(s, w).empty());
-  std::vector<int64_t> want(static_cast<std::size_t>(s.output_elements()));
-  conv_codes__ref(s, a, w, want);
-  const std::unique_ptr<QConv> conv = row.prepare(s, w);
-  REQUIRE(conv->kernel_name() == row.name);
-  std::unique_ptr<std::byte[], AlignedDelete> packed(new (std::align_val_t{64})
-                                                         std::byte[conv->packed_input_bytes()]);
-  conv->pack_input(a.data(), packed.get());
-  std::vector<int32_t> got(want.size(), 0x5a5a5a5a);
-  conv->run(packed.get(), got.data());
-  std::size_t bad = 0;
-  while (bad < want.size() && want[bad] == got[bad]) ++bad;
-  if (bad < want.size())
-    INFO("first difference at accumulator " << bad << ": " << got[bad] << " vs " << want[bad]);
-  CHECK(bad == want.size());
-}
-
-ConvSpec layer(int64_t batch, int64_t h, int64_t w, int64_t cin, int64_t cout, int64_t k,
-               int64_t stride, int64_t pad, int act_bits, int pad_code) {
-  ConvSpec s;
-  s.batch = batch;
-  s.height = h;
-  s.width = w;
-  s.in_channels = cin;
-  s.out_channels = cout;
-  s.kernel = k;
-  s.stride = stride;
-  s.pad = pad;
-  s.act_bits = act_bits;
-  s.pad_code = static_cast<uint8_t>(pad_code);
-  return s;
-}
-
-std::vector<uint8_t> random_codes(const ConvSpec& s, std::mt19937& rng) {
-  std::uniform_int_distribution<int> code(0, (1 << s.act_bits) - 1);
-  std::vector<uint8_t> a(static_cast<std::size_t>(s.input_elements()));
-  for (auto& v : a) v = static_cast<uint8_t>(code(rng));
-  return a;
-}
 
 // The signed integer weight levels of b-bit APoT weights: +- the magnitude codes of quant's grid.
 std::vector<int> apot_levels(int bits) {
@@ -185,7 +126,7 @@ TEST_CASE("shift rows equal conv_codes__ref on randomized APoT layers", "[kernel
   // 1).
   const std::vector<std::vector<int>> level_sets = {apot_levels(2), apot_levels(3), apot_levels(4),
                                                     apot_levels(5), two_term_levels()};
-  for (const ConvKernelRow* row : shift_rows_list()) {
+  for (const ConvKernelRow* row : family_rows(Family::kShift)) {
     if (!runnable(*row)) continue;
     std::size_t n = 0;
     for (const ConvSpec& s : layers)
@@ -219,7 +160,7 @@ TEST_CASE("shift rows are exact at the int16 flush bound and at the int32 bound"
   std::vector<int64_t> want(static_cast<std::size_t>(s32.output_elements()));
   conv_codes__ref(s32, a32, w32, want);
   CHECK(want[0] == -int64_t{63000} * 255 * 128);
-  for (const ConvKernelRow* row : shift_rows_list()) {
+  for (const ConvKernelRow* row : family_rows(Family::kShift)) {
     if (!runnable(*row)) continue;
     expect_exact(*row, s16, a16, w16);
     expect_exact(*row, s32, a32, w32);
@@ -230,10 +171,10 @@ TEST_CASE("shift rows reject weights that need three powers of two, saying which
           "[kernel][shift]") {
   const ConvSpec s = layer(1, 4, 4, 6, 5, 3, 1, 1, 2, 0);
   std::vector<int8_t> w(static_cast<std::size_t>(s.weight_elements()), 6);
-  for (const ConvKernelRow* row : shift_rows_list()) CHECK(row->rejects(s, w).empty());
+  for (const ConvKernelRow* row : family_rows(Family::kShift)) CHECK(row->rejects(s, w).empty());
   // Output channel 3, tap (2,1), input channel 4.
   w[static_cast<std::size_t>(3 * s.depth() + (2 * 3 + 1) * s.in_channels + 4)] = 11;
-  for (const ConvKernelRow* row : shift_rows_list()) {
+  for (const ConvKernelRow* row : family_rows(Family::kShift)) {
     const std::string why = row->rejects(s, w);
     CHECK_THAT(why, Catch::Contains("weight 11 (output channel 3, tap (2,1), input channel 4)") &&
                         Catch::Contains("not a sum of at most two signed powers of two"));
@@ -244,7 +185,7 @@ TEST_CASE("shift rows reject weights that need three powers of two, saying which
   // The int8 family runs the same layer.
   CHECK(select_conv(Family::kInt8, s, w).family == Family::kInt8);
   const std::vector<int8_t> short_weights(3, 1);
-  for (const ConvKernelRow* row : shift_rows_list())
+  for (const ConvKernelRow* row : family_rows(Family::kShift))
     CHECK_THAT(row->rejects(s, short_weights), Catch::Contains("expected 270 weights, got 3"));
 }
 
@@ -252,7 +193,7 @@ TEST_CASE("shift rows are exact on layers large enough to run threaded", "[kerne
   std::mt19937 rng(12);
   const ConvSpec layers[] = {layer(1, 16, 16, 32, 64, 3, 1, 1, 2, 0),  // 4.7 M MACs
                              layer(2, 9, 9, 40, 70, 3, 2, 1, 4, 1)};   // groups of 32 + 32 + 6
-  for (const ConvKernelRow* row : shift_rows_list()) {
+  for (const ConvKernelRow* row : family_rows(Family::kShift)) {
     if (!runnable(*row)) continue;
     for (const ConvSpec& s : layers)
       expect_exact(*row, s, random_codes(s, rng), random_weights(s, rng, apot_levels(4)));
