@@ -25,6 +25,7 @@
 #include "core/conv_kernels.hpp"
 #include "core/eigen_view.hpp"
 #include "core/error.hpp"
+#include "core/eval_epilogue.hpp"
 #include "core/threads.hpp"
 
 namespace bitgrad::core {
@@ -368,26 +369,10 @@ void forward_into(const float* px, const float* pw, const float* pb, float* po, 
         // rewrites.
         copy_rows_overrun(src, d.wq, dst, g.wo, g.ho, g.wo, bias);
         if (epilogue == nullptr) continue;
-        const float mean = epilogue->mean[static_cast<size_t>(oc)];
-        const float scale = epilogue->scale[static_cast<size_t>(oc)];
-        const float offset = epilogue->offset[static_cast<size_t>(oc)];
-        const float* res = pres != nullptr ? pres + (n * g.o + oc) * hw : nullptr;
-        auto apply = [&](auto with_residual, auto with_relu) {  // one vectorised loop per variant
-          for (int64_t i = 0; i < hw; ++i) {
-            float v = (dst[i] - mean) * scale + offset;
-            if constexpr (decltype(with_residual)::value) v = v + res[i];
-            if constexpr (decltype(with_relu)::value) v = v > 0.0f ? v : 0.0f;
-            dst[i] = v;
-          }
-        };
-        if (res != nullptr && epilogue->relu)
-          apply(std::true_type{}, std::true_type{});
-        else if (res != nullptr)
-          apply(std::true_type{}, std::false_type{});
-        else if (epilogue->relu)
-          apply(std::false_type{}, std::true_type{});
-        else
-          apply(std::false_type{}, std::false_type{});
+        const auto uo = static_cast<size_t>(oc);
+        batch_norm_row(dst, pres != nullptr ? pres + (n * g.o + oc) * hw : nullptr, hw,
+                       {epilogue->mean[uo], epilogue->scale[uo], epilogue->offset[uo]},
+                       epilogue->relu, dst);
       }
     }
   });

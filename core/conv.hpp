@@ -29,8 +29,9 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 //   v = conv(x) + bias;  v = (v - mean[o]) * scale[o] + offset[o];  v = v + residual;  v = max(v,
 //   0)
 // (the residual and ReLU steps optional): an eval-mode batch_norm, add and relu after the
-// convolution, with the same float operations in the same order, so the results equal the unfused
-// ops exactly. Applied while each image's output is still in cache.
+// convolution, through the same core::batch_norm_row (core/eval_epilogue.hpp) as autograd's
+// batch_norm, so the results equal the unfused ops exactly. Applied while each image's output is
+// still in cache.
 struct Conv2dEpilogue {
   std::span<const float> mean, scale, offset;  // [O] each
   Tensor residual;                             // [N, O, Ho, Wo], or undefined

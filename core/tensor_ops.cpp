@@ -11,6 +11,7 @@
 
 #include "core/eigen_view.hpp"
 #include "core/error.hpp"
+#include "core/eval_epilogue.hpp"
 
 namespace bitgrad::core {
 
@@ -128,17 +129,8 @@ Tensor scale_channels(const Tensor& x, std::span<const float> scale, std::span<c
   float* po = out.data();
   for (int64_t row = 0; row < xc.dim(0) * channels; ++row) {
     const auto c = static_cast<size_t>(row % channels);
-    const float sc = scale[c];
-    const float* xr = px + row * inner;
-    float* orow = po + row * inner;
-    if (bias.empty()) {
-      for (int64_t k = 0; k < inner; ++k) orow[k] = xr[k] * sc;
-    } else {
-      // Whether this contracts to a fused multiply-add depends on the flags core is built with;
-      // both callers run this one compiled copy, so they agree either way.
-      const float b = bias[c];
-      for (int64_t k = 0; k < inner; ++k) orow[k] = xr[k] * sc + b;
-    }
+    scale_shift_row(px + row * inner, inner, scale[c], bias.empty() ? nullptr : &bias[c],
+                    po + row * inner);
   }
   return out;
 }

@@ -22,9 +22,10 @@ Tensor div(const Tensor& a, const Tensor& b);
 Tensor add_scalar(const Tensor& a, float s);
 Tensor mul_scalar(const Tensor& a, float s);
 // out[n, c, ...] = x[n, c, ...] * scale[c] (+ bias[c] when bias is non-empty), x [N, C, ...]
-// contiguous, in float32. The one place where an exact integer accumulator becomes the float output of a
-// quantized layer (DESIGN.md §3.1): the QAT model's eval path and the packed runtime both call it, so
-// both produce the same bits.
+// contiguous, in float32, through core::scale_shift_row (core/eval_epilogue.hpp). Where an exact
+// integer accumulator becomes the float output of a quantized layer in the QAT model's eval path
+// (DESIGN.md §3.1); the packed runtime computes the same elements with quantized_tail_nhwc, which
+// gives the same bits.
 Tensor scale_channels(const Tensor& x, std::span<const float> scale, std::span<const float> bias = {});
 
 // Sums t over the axes that were broadcast to reach t.shape() from `target` (the reduction that a

@@ -16,6 +16,7 @@
 #include "autograd/ops.hpp"
 #include "autograd/ops/batch_norm_relu.hpp"
 #include "core/error.hpp"
+#include "core/eval_epilogue.hpp"
 
 namespace bitgrad::autograd {
 
@@ -217,24 +218,8 @@ Variable batch_norm_impl(const Variable& x, const Variable& gamma, const Variabl
   const float* pres = cres.defined() ? cres.data() : nullptr;
   for_each_row(lay, [&](int64_t i, int64_t ch) {
     const auto uc = static_cast<size_t>(ch);
-    const float fmu = (*mean)[uc], sc = scale[uc], offset = pbeta[ch];
-    const float* xr = px + lay.row(i, ch);
-    float* yr = py + lay.row(i, ch);
-    if (!relu) {
-      for (int64_t k = 0; k < lay.s; ++k) yr[k] = (xr[k] - fmu) * sc + offset;
-    } else if (pres == nullptr) {
-      for (int64_t k = 0; k < lay.s; ++k) {
-        const float v = (xr[k] - fmu) * sc + offset;
-        yr[k] = v > 0.0f ? v : 0.0f;
-      }
-    } else {
-      const float* rr = pres + lay.row(i, ch);
-      for (int64_t k = 0; k < lay.s; ++k) {
-        const float v = (xr[k] - fmu) * sc + offset;
-        const float t = v + rr[k];
-        yr[k] = t > 0.0f ? t : 0.0f;
-      }
-    }
+    core::batch_norm_row(px + lay.row(i, ch), pres != nullptr ? pres + lay.row(i, ch) : nullptr, lay.s,
+                         {(*mean)[uc], scale[uc], pbeta[ch]}, relu, py + lay.row(i, ch));
   });
 
   std::vector<Variable> inputs{x};
