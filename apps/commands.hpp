@@ -10,5 +10,8 @@ namespace bitgrad::apps {
 int run_demo(const std::vector<std::string>& argv);
 int run_train(const std::vector<std::string>& argv);
 int run_eval(const std::vector<std::string>& argv);
+int run_export(const std::vector<std::string>& argv);
+int run_verify(const std::vector<std::string>& argv);
+int run_infer(const std::vector<std::string>& argv);
 
 }  // namespace bitgrad::apps

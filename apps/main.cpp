@@ -17,6 +17,9 @@ constexpr const char* kUsage =
     "commands:\n"
     "  train     train a CIFAR ResNet (FP32, or its QAT twin with --quant) with checkpoints and resume\n"
     "  eval      top-1, top-5 and per-class accuracy of a saved model\n"
+    "  export    a QAT model -> packed model (.bgpk) for the integer kernels, with its size / BOPs report\n"
+    "  verify    run a QAT model and its packed export side by side: layer-by-layer exact comparison\n"
+    "  infer     accuracy (or one image's prediction) of a packed model with the packed runtime\n"
     "  demo      train a ResNet on Fashion-MNIST, evaluate, save and reload it\n"
     "  plot      training-curve PNGs from JSON-lines logs (bitgrad train's <out>.log.jsonl)\n"
     "  help      show this help\n"
@@ -37,8 +40,11 @@ int main(int argc, char** argv) {
     if (command == "train") return bitgrad::apps::run_train(rest);
     if (command == "eval") return bitgrad::apps::run_eval(rest);
     if (command == "demo") return bitgrad::apps::run_demo(rest);
+    if (command == "export") return bitgrad::apps::run_export(rest);
+    if (command == "verify") return bitgrad::apps::run_verify(rest);
+    if (command == "infer") return bitgrad::apps::run_infer(rest);
     if (command == "plot") return bitgrad::apps::run_plot(rest);
-    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, demo, plot, help)\n",
+    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, export, verify, infer, demo, plot, help)\n",
                  command.c_str());
     return 2;
   } catch (const bitgrad::Error& e) {

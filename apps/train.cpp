@@ -16,6 +16,7 @@
 
 #include "apps/args.hpp"
 #include "apps/commands.hpp"
+#include "apps/model_io.hpp"
 #include "apps/progress.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
@@ -43,55 +44,6 @@ using autograd::Variable;
 using core::Json;
 using core::Tensor;
 
-// What is needed to rebuild a model from a checkpoint's metadata.
-struct ModelSpec {
-  int depth = 20;
-  nn::Shortcut shortcut = nn::Shortcut::kA;
-  int64_t classes = 10;
-  int64_t channels = 1;
-};
-
-int parse_depth(const std::string& model) {
-  static const std::vector<std::pair<std::string, int>> kModels = {
-      {"resnet20", 20}, {"resnet32", 32}, {"resnet44", 44}, {"resnet56", 56}, {"resnet110", 110}};
-  for (const auto& [name, depth] : kModels)
-    if (name == model) return depth;
-  throw Error("--model: expected one of resnet20, resnet32, resnet44, resnet56, resnet110, got '" +
-              model + "'");
-}
-
-nn::Shortcut parse_shortcut(const std::string& s) {
-  if (s == "A" || s == "a") return nn::Shortcut::kA;
-  if (s == "B" || s == "b") return nn::Shortcut::kB;
-  throw Error("--shortcut: expected A or B, got '" + s + "'");
-}
-
-std::map<std::string, std::string> spec_metadata(const ModelSpec& spec) {
-  return {{"model", "resnet" + std::to_string(spec.depth)},
-          {"shortcut", spec.shortcut == nn::Shortcut::kA ? "A" : "B"},
-          {"num_classes", std::to_string(spec.classes)},
-          {"in_channels", std::to_string(spec.channels)}};
-}
-
-std::string meta(const std::map<std::string, std::string>& m, const std::string& key,
-                 const std::string& path) {
-  const auto it = m.find(key);
-  check_lazy(it != m.end(), [&] {
-    return "'" + path + "': expected __metadata__ key '" + key +
-           "' (a model saved by bitgrad train), found none";
-  });
-  return it->second;
-}
-
-ModelSpec spec_from_metadata(const std::map<std::string, std::string>& m, const std::string& path) {
-  ModelSpec spec;
-  spec.depth = parse_depth(meta(m, "model", path));
-  spec.shortcut = parse_shortcut(meta(m, "shortcut", path));
-  spec.classes = std::stoll(meta(m, "num_classes", path));
-  spec.channels = std::stoll(meta(m, "in_channels", path));
-  return spec;
-}
-
 // The QAT policy from the train options, or nullopt for FP32 training (no --quant).
 std::optional<quant::QuantPolicy> policy_from_args(const Args& args) {
   if (args.str("quant").empty()) {
@@ -110,14 +62,6 @@ std::optional<quant::QuantPolicy> policy_from_args(const Args& args) {
   p.estimator.ewgs_delta = static_cast<float>(args.number("ewgs-delta", 0.0, 1e6));
   quant::validate(p);
   return p;
-}
-
-// The model's entries of a checkpoint: without the optimizer state ("optim.*") and generator states
-// ("rng.*") that nn::save_checkpoint adds, so that the model loads strictly.
-core::SafetensorsFile without_training_state(core::SafetensorsFile file) {
-  for (auto it = file.tensors.begin(); it != file.tensors.end();)
-    it = (it->first.starts_with("optim.") || it->first.starts_with("rng.")) ? file.tensors.erase(it) : std::next(it);
-  return file;
 }
 
 // Loads the weights of an FP32 model file or checkpoint of the same architecture into `model` (which
@@ -480,10 +424,13 @@ int run_eval(const std::vector<std::string>& argv) {
   });
   if (const int64_t t = args.integer("threads", 0, 1024); t > 0) core::set_num_threads(static_cast<int>(t));
   const std::string path = args.positional()[0];
-  const core::SafetensorsFile file = core::read_safetensors(path);
-  const ModelSpec spec = spec_from_metadata(file.metadata, path);
-  const std::string dataset_name =
-      args.str("dataset").empty() ? meta(file.metadata, "dataset", path) : args.str("dataset");
+  LoadedModel loaded = load_trained_model(path);
+  const ModelSpec& spec = loaded.spec;
+  nn::ResNetCifar& model = *loaded.model;
+  check_lazy(!loaded.dataset.empty() || !args.str("dataset").empty(), [&] {
+    return "eval: '" + path + "' does not name its data set (no 'dataset' metadata): pass --dataset";
+  });
+  const std::string dataset_name = args.str("dataset").empty() ? loaded.dataset : args.str("dataset");
   const datasets::Dataset data = datasets::load_dataset(dataset_name, args.str("data"),
                                                         datasets::parse_split(args.str("split")));
   check_lazy(data.classes == spec.classes && data.channels == spec.channels, [&] {
@@ -491,12 +438,6 @@ int run_eval(const std::vector<std::string>& argv) {
            std::to_string(spec.classes) + " classes, but " + dataset_name + " has " +
            std::to_string(data.channels) + " channels and " + std::to_string(data.classes) + " classes";
   });
-  core::Rng rng(0);
-  nn::ResNetCifar model(nn::ResNetCifarConfig{spec.depth, spec.classes, spec.channels, spec.shortcut}, rng);
-  if (const auto q = file.metadata.find("quant"); q != file.metadata.end())
-    quant::quantize_model(model, quant::policy_from_json(core::Json::parse(q->second)));
-  nn::load_state_dict(model, without_training_state(file), /*strict=*/true);
-  if (file.metadata.count("quant") != 0) quant::load_estimator_state(model);
   datasets::LoaderOptions options;
   options.batch_size = args.integer("batch-size", 1, 65536);
   options.shuffle = false;

@@ -50,6 +50,7 @@ Variable Conv2d::forward(const Variable& x) const {
   if (!is_training() && !autograd::grad_enabled()) {
     if (auto ops = quantizer_->integer_operands(x.value(), weight_.value())) {
       const Tensor acc = core::conv2d_forward(ops->input, ops->weight, Tensor(), options());
+      record_integer_trace(this, ops->input, acc);
       return Variable(core::scale_channels(acc, ops->scale, scaled_bias(bias_, ops->output_factor)));
     }
   }

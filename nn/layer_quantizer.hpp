@@ -63,4 +63,28 @@ class LayerQuantizer : public Module {
 // bias[o] * factor for each o as IntegerOperands' layers add it (empty when the layer has no bias).
 std::vector<float> scaled_bias(const Variable& bias, float factor);
 
+// What a quantized layer's eval-mode integer path computed: its input as code - zero point and its
+// integer sums op(input, weight) before scale_channels, both float32 holding integers, in the layer's
+// own layout ([N, C, H, W] / [N, O, Ho, Wo] for convolutions). `bitgrad verify` and the parity tests
+// compare them with the packed runtime's (kernels/runtime/packed_runtime.hpp LayerTrace).
+struct IntegerTraceEntry {
+  const Module* layer = nullptr;  // the Conv2d or Linear
+  Tensor input;
+  Tensor acc;
+};
+// While an IntegerTraceScope lives, every integer-path forward on this thread appends an entry to
+// its sink (in execution order). Scopes do not nest (the inner one wins until it ends).
+class IntegerTraceScope {
+ public:
+  explicit IntegerTraceScope(std::vector<IntegerTraceEntry>& sink);
+  ~IntegerTraceScope();
+  IntegerTraceScope(const IntegerTraceScope&) = delete;
+  IntegerTraceScope& operator=(const IntegerTraceScope&) = delete;
+
+ private:
+  std::vector<IntegerTraceEntry>* previous_;
+};
+// Called by Conv2d / Linear after their integer sums; does nothing without a scope.
+void record_integer_trace(const Module* layer, const Tensor& input, const Tensor& acc);
+
 }  // namespace bitgrad::nn

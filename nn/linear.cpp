@@ -32,6 +32,7 @@ Variable Linear::forward(const Variable& x) const {
   if (!is_training() && !autograd::grad_enabled()) {
     if (auto ops = quantizer_->integer_operands(x.value(), weight_.value())) {
       const Tensor acc = core::matmul(ops->input, ops->weight, false, true);
+      record_integer_trace(this, ops->input, acc);
       return Variable(core::scale_channels(acc, ops->scale, scaled_bias(bias_, ops->output_factor)));
     }
   }

@@ -1,0 +1,76 @@
+// packed_runtime.hpp: runs a PackedResNet (packed_model.hpp) on batches of images with the integer
+// kernels of kernels/registry.hpp. Inside the quantized trunk nothing is float between a block's two
+// convolutions: conv1's int32 accumulators become conv2's codes through the threshold epilogue
+// (kernels/epilogue/threshold.hpp); conv2's accumulators go through the residual tail
+// (core::quantized_tail_nhwc, the same compiled code as the QAT model's eval forward) and the block
+// output's codes come from per-tensor float thresholds. Per batch size the runtime prepares a plan
+// once (each layer's QConv, buffers for every activation, accumulator and packed input) and reuses
+// it; the trunk allocates nothing per call. oneTBB threads inside each kernel and epilogue.
+// Not here: building the model (quant/export.hpp), the file format (packed_model.hpp).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "kernels/conv.hpp"
+#include "kernels/runtime/packed_model.hpp"
+
+namespace bitgrad::kernels {
+
+struct RuntimeOptions {
+  // Kernel family of every trunk convolution; nullopt: bit-serial where it can run the layer
+  // (2-bit activations, at most 4 weight values per channel), else int8.
+  std::optional<Family> family;
+  // Highest ISA tier to use (kernels/cpu.hpp); nullopt: max_tier(). A tier above cpu_tier() is an
+  // Error.
+  std::optional<Tier> tier;
+};
+
+// What one quantized convolution saw and produced in a forward pass (for `bitgrad verify` and the
+// parity tests): its input codes (NHWC uint8, spec.input_elements()) and its accumulators including
+// acc_offset (NHWC int32, spec.output_elements()), i.e. the integer sums op(code - zero point,
+// weight) of the QAT model.
+struct LayerTrace {
+  std::string name;
+  ConvSpec spec;  // with the batch size of the call
+  std::vector<uint8_t> input_codes;
+  std::vector<int32_t> acc;
+};
+
+class PackedRuntime {
+ public:
+  // Validates the model (PackedResNet::validate) and the options; kernels are prepared per batch
+  // size on first use.
+  explicit PackedRuntime(PackedResNet model, RuntimeOptions options = {});
+  ~PackedRuntime();
+  PackedRuntime(PackedRuntime&&) noexcept;
+  PackedRuntime& operator=(PackedRuntime&&) noexcept;
+
+  // images [N, in_channels, height, width] float32 -> logits [N, num_classes]. Throws bitgrad::Error
+  // for another shape ("expected images [N, 1, 28, 28], got [4, 3, 32, 32]"). With trace, appends
+  // one LayerTrace per quantized convolution in network order.
+  core::Tensor forward(const core::Tensor& images, std::vector<LayerTrace>* trace = nullptr);
+
+  const PackedResNet& model() const { return model_; }
+  // The registry row chosen for each quantized convolution (in network order) at batch size `batch`
+  // (prepares that plan if needed), and the threshold epilogue row.
+  std::vector<std::string> kernel_names(int64_t batch);
+  std::string threshold_kernel_name() const;
+
+ private:
+  struct Plan;
+  Plan& plan_for(int64_t batch);
+
+  PackedResNet model_;
+  RuntimeOptions options_;
+  Tier tier_;
+  std::vector<ThresholdEpilogue> epilogues_;  // per block (conv1 -> conv2 codes)
+  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace bitgrad::kernels
