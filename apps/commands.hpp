@@ -13,5 +13,6 @@ int run_eval(const std::vector<std::string>& argv);
 int run_export(const std::vector<std::string>& argv);
 int run_verify(const std::vector<std::string>& argv);
 int run_infer(const std::vector<std::string>& argv);
+int run_bench(const std::vector<std::string>& argv);
 
 }  // namespace bitgrad::apps

@@ -15,6 +15,7 @@
 #include "apps/commands.hpp"
 #include "apps/deploy_report.hpp"
 #include "apps/model_io.hpp"
+#include "apps/speed.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
@@ -267,6 +268,46 @@ int run_verify(const std::vector<std::string>& argv) {
   const Json j = report.print();
   if (args.on("json")) std::printf("%s\n", j.dump().c_str());
   return report.exact() ? 0 : 1;
+}
+
+int run_bench(const std::vector<std::string>& argv) {
+  Args args("bench");
+  args.option("model", "", "FILE", "the packed model (.bgpk) to time")
+      .option("batch-size", "64", "B", "the throughput batch")
+      .option("min-time", "1", "S", "seconds per case and repetition")
+      .option("repetitions", "3", "R", "timed runs per case; the best is kept")
+      .option("threads", "0", "T", "worker threads (0 = BITGRAD_THREADS or all cores)")
+      .flag("scalar", "also time the scalar reference kernels (slow)")
+      .flag("no-pytorch", "do not time PyTorch")
+      .flag("json", "print the results as one JSON object on the last line")
+      .flag("help", "show this help");
+  args.parse(argv);
+  if (args.on("help")) {
+    std::printf("usage: bitgrad bench --model MODEL.bgpk [options]\n%s", args.help().c_str());
+    return 0;
+  }
+  check(!args.str("model").empty(), "bench: expected --model MODEL.bgpk");
+  check_lazy(args.positional().empty(), [&] {
+    return "bench: unexpected argument '" + args.positional()[0] + "' (the model goes after --model)";
+  });
+  set_threads(args);
+  const std::string path = args.str("model");
+  const kernels::PackedResNet model = kernels::load_packed(path);
+  const Json size = size_report(model, path);
+  print_size_report(size);
+  SpeedOptions o;
+  o.batch = args.integer("batch-size", 1, 4096);
+  o.min_time = args.number("min-time", 0.01, 600);
+  o.repetitions = static_cast<int>(args.integer("repetitions", 1, 100));
+  o.pytorch = !args.on("no-pytorch");
+  o.scalar = args.on("scalar");
+  const Json speed = print_speed_table(measure_speed(model, o));
+  if (args.on("json")) {
+    Json j = Json::object();
+    j.set("model", path).set("size", size).set("speed", speed);
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
 }
 
 }  // namespace bitgrad::apps

@@ -20,6 +20,7 @@ constexpr const char* kUsage =
     "  export    a QAT model -> packed model (.bgpk) for the integer kernels, with its size / BOPs report\n"
     "  verify    run a QAT model and its packed export side by side: layer-by-layer exact comparison\n"
     "  infer     accuracy (or one image's prediction) of a packed model with the packed runtime\n"
+    "  bench     latency and throughput of a packed model per kernel tier, next to FP32 (ours, PyTorch)\n"
     "  demo      train a ResNet on Fashion-MNIST, evaluate, save and reload it\n"
     "  plot      training-curve PNGs from JSON-lines logs (bitgrad train's <out>.log.jsonl)\n"
     "  help      show this help\n"
@@ -43,8 +44,9 @@ int main(int argc, char** argv) {
     if (command == "export") return bitgrad::apps::run_export(rest);
     if (command == "verify") return bitgrad::apps::run_verify(rest);
     if (command == "infer") return bitgrad::apps::run_infer(rest);
+    if (command == "bench") return bitgrad::apps::run_bench(rest);
     if (command == "plot") return bitgrad::apps::run_plot(rest);
-    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, export, verify, infer, demo, plot, help)\n",
+    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, export, verify, infer, bench, demo, plot, help)\n",
                  command.c_str());
     return 2;
   } catch (const bitgrad::Error& e) {

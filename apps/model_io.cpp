@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "core/rng.hpp"
@@ -75,6 +76,25 @@ LoadedModel load_trained_model(const std::string& path) {
   nn::load_state_dict(*m.model, without_training_state(std::move(file)), /*strict=*/true);
   if (m.policy) quant::load_estimator_state(*m.model);
   return m;
+}
+
+nn::ClassificationMetrics evaluate(nn::ResNetCifar& model, datasets::Loader& loader, int64_t classes) {
+  autograd::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  nn::ClassificationMetrics metrics(classes);
+  loader.start_epoch(0);
+  while (auto batch = loader.next())
+    metrics.add(model.forward(autograd::Variable(batch->images)).value(), batch->labels);
+  model.train(was_training);
+  return metrics;
+}
+
+nn::ClassificationMetrics evaluate(kernels::PackedRuntime& runtime, datasets::Loader& loader) {
+  nn::ClassificationMetrics metrics(runtime.model().num_classes);
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) metrics.add(runtime.forward(batch->images), batch->labels);
+  return metrics;
 }
 
 }  // namespace bitgrad::apps

@@ -11,6 +11,9 @@
 #include <string>
 
 #include "core/safetensors.hpp"
+#include "datasets/loader.hpp"
+#include "kernels/runtime/packed_runtime.hpp"
+#include "nn/metrics.hpp"
 #include "nn/resnet_cifar.hpp"
 #include "quant/policy.hpp"
 
@@ -46,5 +49,10 @@ struct LoadedModel {
   std::unique_ptr<nn::ResNetCifar> model;
 };
 LoadedModel load_trained_model(const std::string& path);
+
+// Top-1/top-5/per-class metrics of one pass over the loader: the model in eval mode under
+// NoGradGuard (its mode is restored), or the packed runtime.
+nn::ClassificationMetrics evaluate(nn::ResNetCifar& model, datasets::Loader& loader, int64_t classes);
+nn::ClassificationMetrics evaluate(kernels::PackedRuntime& runtime, datasets::Loader& loader);
 
 }  // namespace bitgrad::apps

@@ -102,17 +102,6 @@ std::vector<nn::ParamGroup> training_groups(const nn::Module& model, float wd, f
   return groups;
 }
 
-// Runs the model over a whole loader in eval mode.
-nn::ClassificationMetrics evaluate(nn::ResNetCifar& model, datasets::Loader& loader, int64_t classes) {
-  autograd::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  nn::ClassificationMetrics metrics(classes);
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) metrics.add(model.forward(Variable(batch->images)).value(), batch->labels);
-  model.train(was_training);
-  return metrics;
-}
 
 // "runs/model.safetensors" -> "runs/model.best.safetensors" (and likewise ".log.jsonl").
 std::string sibling(const std::string& path, const std::string& suffix) {

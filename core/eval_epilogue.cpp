@@ -31,21 +31,93 @@ void batch_norm_row(const float* x, const float* residual, int64_t n, BatchNormC
   }
 }
 
-void quantized_tail_nhwc(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
-                         const ChannelTail& tail, float* y) {
-  const bool bn = tail.mean != nullptr;
+namespace {
+// One variant per combination of the optional steps, so each inner loop is branch-free and vectorises
+// over channels.
+template <bool kBias, bool kBn, bool kResidual, bool kRelu>
+void tail_loop(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
+               const ChannelTail& tail, float* y) {
+  const float* scale = tail.scale;
+  const float* bias = tail.bias;
+  const float* mean = tail.mean;
+  const float* bn_scale = tail.bn_scale;
+  const float* offset = tail.offset;
   for (int64_t p = 0; p < pixels; ++p) {
     const int32_t* a = acc + p * channels;
-    const float* r = residual != nullptr ? residual + p * channels : nullptr;
+    const float* r = kResidual ? residual + p * channels : nullptr;
     float* out = y + p * channels;
     for (int64_t c = 0; c < channels; ++c) {
-      float v = static_cast<float>(a[c]) * tail.scale[c];
-      if (tail.bias != nullptr) v = v + tail.bias[c];
-      if (bn) v = (v - tail.mean[c]) * tail.bn_scale[c] + tail.offset[c];
-      if (r != nullptr) v = v + r[c];
-      if (tail.relu) v = relu(v);
+      float v = static_cast<float>(a[c]) * scale[c];
+      if constexpr (kBias) v = v + bias[c];
+      if constexpr (kBn) v = (v - mean[c]) * bn_scale[c] + offset[c];
+      if constexpr (kResidual) v = v + r[c];
+      if constexpr (kRelu) v = relu(v);
       out[c] = v;
     }
+  }
+}
+
+template <bool kBias, bool kBn, bool kResidual>
+void tail_relu(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
+               const ChannelTail& tail, float* y) {
+  if (tail.relu)
+    tail_loop<kBias, kBn, kResidual, true>(acc, residual, pixels, channels, tail, y);
+  else
+    tail_loop<kBias, kBn, kResidual, false>(acc, residual, pixels, channels, tail, y);
+}
+
+template <bool kBias, bool kBn>
+void tail_residual(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
+                   const ChannelTail& tail, float* y) {
+  if (residual != nullptr)
+    tail_relu<kBias, kBn, true>(acc, residual, pixels, channels, tail, y);
+  else
+    tail_relu<kBias, kBn, false>(acc, residual, pixels, channels, tail, y);
+}
+
+template <bool kBias>
+void tail_bn(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
+             const ChannelTail& tail, float* y) {
+  if (tail.mean != nullptr)
+    tail_residual<kBias, true>(acc, residual, pixels, channels, tail, y);
+  else
+    tail_residual<kBias, false>(acc, residual, pixels, channels, tail, y);
+}
+}  // namespace
+
+void quantized_tail_nhwc(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
+                         const ChannelTail& tail, float* y) {
+  if (tail.bias != nullptr)
+    tail_bn<true>(acc, residual, pixels, channels, tail, y);
+  else
+    tail_bn<false>(acc, residual, pixels, channels, tail, y);
+}
+
+namespace {
+template <int kCount>
+void count_fixed(const float* x, int64_t n, const float* t, uint8_t* codes) {
+  float tk[kCount];
+  for (int k = 0; k < kCount; ++k) tk[k] = t[k];
+  for (int64_t i = 0; i < n; ++i) {
+    int c = 0;
+    for (int k = 0; k < kCount; ++k) c += x[i] >= tk[k] ? 1 : 0;
+    codes[i] = static_cast<uint8_t>(c);
+  }
+}
+}  // namespace
+
+void count_thresholds(const float* x, int64_t n, const float* thresholds, int count, uint8_t* codes) {
+  switch (count) {
+    case 1: count_fixed<1>(x, n, thresholds, codes); return;
+    case 3: count_fixed<3>(x, n, thresholds, codes); return;
+    case 7: count_fixed<7>(x, n, thresholds, codes); return;
+    case 15: count_fixed<15>(x, n, thresholds, codes); return;
+    default:
+      for (int64_t i = 0; i < n; ++i) {
+        int c = 0;
+        for (int k = 0; k < count; ++k) c += x[i] >= thresholds[k] ? 1 : 0;
+        codes[i] = static_cast<uint8_t>(c);
+      }
   }
 }
 

@@ -44,4 +44,10 @@ struct ChannelTail {
 void quantized_tail_nhwc(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
                          const ChannelTail& tail, float* y);
 
+// codes[i] = #{k < count : x[i] >= thresholds[k]} (NaN passes none): the level index of x for a
+// per-tensor activation quantizer given as ascending float thresholds (kernels/runtime/
+// packed_model.hpp FloatQuantizer). count <= 255. Exact comparisons, vectorised for the common
+// counts (1, 3, 7, 15).
+void count_thresholds(const float* x, int64_t n, const float* thresholds, int count, uint8_t* codes);
+
 }  // namespace bitgrad::core

@@ -127,7 +127,6 @@ TrunkConv trunk_conv(nn::Conv2d& conv, const std::string& name, int64_t height, 
   const int64_t o = cfg.out_channels, c = cfg.in_channels, k = cfg.kernel;
   const float* w = ops->weight.data();
   pc.weights.resize(static_cast<size_t>(o * k * k * c));
-  int32_t lo = 0, hi = 0;
   for (int64_t oc = 0; oc < o; ++oc)
     for (int64_t ic = 0; ic < c; ++ic)
       for (int64_t i = 0; i < k; ++i)
@@ -137,17 +136,17 @@ TrunkConv trunk_conv(nn::Conv2d& conv, const std::string& name, int64_t height, 
             return "export: " + name + ": expected integer weight values in -128..127, got " + std::to_string(v);
           });
           const auto iv = static_cast<int32_t>(v);
-          lo = std::min(lo, iv);
-          hi = std::max(hi, iv);
           pc.weights[static_cast<size_t>(((oc * k + i) * k + j) * c + ic)] = static_cast<int8_t>(iv);
         }
-  // Bits per stored weight: enough for the widest per-channel span.
-  int span = 1;
-  for (int64_t oc = 0; oc < o; ++oc) {
-    const auto first = pc.weights.begin() + oc * k * k * c, last = first + k * k * c;
-    span = std::max(span, *std::max_element(first, last) - *std::min_element(first, last) + 1);
-  }
-  pc.weight_bits = bits_for(span);
+  pc.weight_bits = bits_for([&] {  // bits per level index: the most distinct values of a channel
+    int64_t most = 1;
+    for (int64_t oc = 0; oc < o; ++oc) {
+      std::vector<int8_t> v(pc.weights.begin() + oc * k * k * c, pc.weights.begin() + (oc + 1) * k * k * c);
+      std::sort(v.begin(), v.end());
+      most = std::max<int64_t>(most, std::unique(v.begin(), v.end()) - v.begin());
+    }
+    return most;
+  }());
   // The kernel reads pad_code for taps outside the image and sums code * w; the QAT layer sums
   // (code - zp) * w with zeros outside: subtract zp * sum(w) per channel.
   if (pc.spec.pad_code != 0) {

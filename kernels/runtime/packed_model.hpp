@@ -22,19 +22,45 @@
 // accumulators and codes equal the QAT model's bit for bit (docs/deploy.md).
 //
 // File (.bgpk): a safetensors container. __metadata__ keys: "format" = "bitgrad.packed",
-// "format_version" = "1", "model" = the JSON of everything but the tensors (to_json below), and
-// "source" (free text: the checkpoint it came from). Tensors, for a quantized conv named L (e.g.
-// "layer1.0.conv1"):
-//   L.weight         U8  [bytes]  unsigned weight codes u in OHWI order, weight_bits bits each,
-//                                 packed least significant bit first (value = u + weight_offset[o])
-//   L.weight_offset  I32 [O]
-//   L.acc_offset     I32 [O]      (omitted when all zero)
-//   conv1 only:  L.thresholds I32 [O, 2^out_bits - 1], L.descending U8 [O], L.out_levels U8 [2^out_bits]
-//   conv2 only:  L.scale F32 [O], L.bias F32 [O] (omitted when the conv has no bias), L.bn_mean,
-//                L.bn_scale, L.bn_offset F32 [O]
-// plus stem.weight F32 [16, C, 3, 3], stem.bn_mean/bn_scale/bn_offset F32 [16],
-// stem.codes.thresholds F32 [L-1], stem.codes.levels U8 [L], layerS.B.out.thresholds / .levels
-// likewise for every block but the last, fc.weight F32 [classes, 64], fc.bias F32 [classes].
+// "format_version" = "1", "model" (compact JSON, below) and "source" (free text: the checkpoint it
+// came from). The block structure (names, geometry, downsampling) is implied by depth, height,
+// width and in_channels and not stored. Every per-layer quantity is concatenated over the layers in
+// network order (layer1.0.conv1, layer1.0.conv2, layer1.1.conv1, ...; "blocks" below are in the
+// same order), so every slice follows from the metadata; a file has exactly these tensors:
+//   stem.weight          F32 [16, C, 3, 3]
+//   stem.bn              F32 [3, 16]        rows bn_mean, bn_scale, bn_offset
+//   codes.thresholds     F32 [sum (L - 1)]  the float quantizers: stem.codes, then the out codes
+//   codes.levels         U8  [sum L]        of every block but the last, L = code_levels[i] each
+//   trunk.weights        U8  [sum bytes]    per conv, ceil(O * K * K * I * weight_bits / 8) bytes
+//                                           starting on a byte boundary: OHWI level indices,
+//                                           weight_bits bits each, least significant bit first
+//   trunk.weight_levels  U8  [sum rows * 2^weight_bits]  per conv a table [rows, 2^weight_bits]
+//                                           of int8 values (two's complement bytes). A row is
+//                                           distinct weight values ascending, unused entries
+//                                           repeating the last; weight = row[index]. rows = 1:
+//                                           the layer's values, for every channel (written when
+//                                           the layer has at most 2^weight_bits); rows = O: row
+//                                           o holds channel o's values
+//   trunk.thresholds     I32 [sum O * (2^out_bits - 1)] over conv1s, channel-major; or, when
+//                        every threshold fits int16 ("threshold_bytes" = 2), U8 [that sum, 2]:
+//                        little-endian int16 values
+//   trunk.descending     U8  [ceil(sum O / 8)] over conv1s: one bit per channel (1: descending),
+//                        least significant bit first
+//   trunk.out_levels     U8  [sum 2^out_bits] over conv1s
+//   trunk.tail           F32 [sum O over conv2s, 4]  rows scale, bn_mean, bn_scale, bn_offset
+//   trunk.bias           F32 [sum O over conv2s with bias[b] = 1]  (absent when there are none)
+//   trunk.acc_offset     I32 [sum O over convs with acc_offset[k] = 1]  (absent when none)
+//   fc.weight            F32 [classes, 64]
+//   fc.bias              F32 [classes]
+// "model": {"depth", "in_channels", "num_classes", "height", "width", then arrays with one entry
+// per conv: "act_bits", "pad_code", "weight_bits", "level_rows", "acc_offset" (0/1: stored, only
+// when not all zero); one per block: "out_bits" (conv1's thresholds), "bias" (0/1: conv2 has one),
+// "code_levels" (L of stem.codes, then of each block's out codes but the last); "threshold_bytes"
+// (2 or 4) and "source" (the quantization policy and provenance, free form)}. E.g. ResNet-8:
+// {"depth":8,"in_channels":3,"num_classes":10,"height":32,"width":32,"act_bits":[2,2,2,2,2,2],
+//  "pad_code":[0,0,0,0,0,0],"weight_bits":[2,2,2,2,2,2],"level_rows":[1,1,1,1,1,1],
+//  "acc_offset":[0,0,0,0,0,0],"out_bits":[2,2,2],"bias":[0,0,0],"code_levels":[4,4,4],
+//  "threshold_bytes":2,"source":{...}}
 // Not here: running the model (packed_runtime.hpp), building it from a QAT model (quant/export.hpp).
 #pragma once
 
@@ -66,7 +92,7 @@ struct FloatQuantizer {
 struct PackedConv {
   std::string name;            // "layer2.0.conv1"
   ConvSpec spec;               // geometry for one image (spec.batch = 1), act_bits, pad_code
-  int weight_bits = 2;         // bits per stored code u, 1..8
+  int weight_bits = 2;         // bits per stored level index, 1..8 (<= 2^bits values per channel)
   std::vector<int8_t> weights; // OHWI integer values (code - zero point), spec.weight_elements()
   std::vector<int32_t> acc_offset;  // [O] added to the kernel's accumulators (-pad_code * sum of the
                                     // channel's weights when the input zero point is not 0), or empty
@@ -110,8 +136,8 @@ core::SafetensorsFile to_safetensors(const PackedResNet& model, const std::strin
 void save_packed(const std::string& path, const PackedResNet& model, const std::string& source_note);
 // Reads and validates. Throws bitgrad::Error with one line naming the file and what was expected and
 // found: not a safetensors file, wrong "format" or unsupported "format_version", a missing or
-// extra tensor, a wrong dtype or shape, a packed weight that decodes to a value outside
-// [-128, 127], inconsistent metadata.
+// extra tensor, a wrong dtype or shape, a weight level table that is not in canonical form,
+// inconsistent metadata.
 PackedResNet from_safetensors(const core::SafetensorsFile& file, const std::string& origin);
 PackedResNet load_packed(const std::string& path);
 

@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "core/conv.hpp"
 #include "core/error.hpp"
 #include "core/eval_epilogue.hpp"
 #include "core/tensor_ops.hpp"
+#include "core/threads.hpp"
 #include "kernels/aligned.hpp"
 #include "kernels/registry.hpp"
 
@@ -63,12 +65,21 @@ void parallel_chunks(int64_t count, int64_t grain, F&& f) {
                     tbb::static_partitioner());
 }
 
-// codes[i] = q.code(x[i]) for n values.
+// codes[i] = q.code(x[i]) for n values: the number of thresholds passed, counted branch-free
+// (core::count_thresholds), then mapped through the levels when they are not 0..L-1.
 void float_codes(const FloatQuantizer& q, const float* x, int64_t n, uint8_t* codes) {
-  parallel_chunks(n, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) codes[i] = q.code(x[i]);
-  });
+  core::count_thresholds(x, n, q.thresholds.data(), static_cast<int>(q.thresholds.size()), codes);
+  if (!is_identity(q.levels))
+    for (int64_t i = 0; i < n; ++i) codes[i] = q.levels[codes[i]];
 }
+
+// Element-wise passes below this many values run on the calling thread (batch-1 layers are a few
+// thousand values: a oneTBB fork costs more than the work).
+constexpr int64_t kParallelElements = 1 << 16;
+
+// Images per micro-batch when a batch is split across threads: each micro-batch runs the whole
+// network on one thread, its activations staying in that core's L2.
+constexpr int64_t kMicroBatch = 8;
 
 }  // namespace
 
@@ -79,14 +90,50 @@ struct PackedRuntime::Plan {
   };
   int64_t batch = 0;
   std::vector<Layer> layers;  // conv1, conv2 of every block
+  size_t packed = 0, acc = 0, codes = 0, act = 0;  // buffer sizes
+};
+
+// The working memory of one forward pass over one plan's batch; reused across calls.
+struct PackedRuntime::Buffers {
   AlignedVector<std::byte> packed;
   std::vector<int32_t> acc;
   std::vector<uint8_t> codes_a, codes_b;
   std::vector<float> act_a, act_b, residual;
+  void fit(const Plan& p) {
+    if (packed.size() < p.packed) packed.resize(p.packed);
+    if (acc.size() < p.acc) acc.resize(p.acc);
+    for (auto* v : {&codes_a, &codes_b})
+      if (v->size() < p.codes) v->resize(p.codes);
+    for (auto* v : {&act_a, &act_b, &residual})
+      if (v->size() < p.act) v->resize(p.act);
+  }
+};
+
+// Buffers handed to concurrent micro-batches: a task takes a free set (or a new one) and returns it.
+// A pool rather than thread-local storage: a thread waiting inside a nested parallel loop may run
+// another micro-batch, which must not share its buffers.
+struct PackedRuntime::BufferPool {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Buffers>> all;
+  std::vector<Buffers*> free;
+  Buffers& acquire() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (free.empty()) {
+      all.push_back(std::make_unique<Buffers>());
+      return *all.back();
+    }
+    Buffers* b = free.back();
+    free.pop_back();
+    return *b;
+  }
+  void release(Buffers& b) {
+    std::lock_guard<std::mutex> lock(mutex);
+    free.push_back(&b);
+  }
 };
 
 PackedRuntime::PackedRuntime(PackedResNet model, RuntimeOptions options)
-    : model_(std::move(model)), options_(options) {
+    : model_(std::move(model)), options_(options), pool_(std::make_unique<BufferPool>()) {
   model_.validate();
   tier_ = options_.tier.value_or(max_tier());
   check_lazy(tier_ <= cpu_tier(), [&] {
@@ -108,7 +155,6 @@ PackedRuntime::Plan& PackedRuntime::plan_for(int64_t batch) {
   if (auto it = plans_.find(batch); it != plans_.end()) return *it->second;
   auto plan = std::make_unique<Plan>();
   plan->batch = batch;
-  size_t packed = 0, acc = 0, codes = 0, act = 0;
   for (const PackedBlock& block : model_.blocks) {
     for (const PackedConv* pc : {&block.conv1, &block.conv2}) {
       ConvSpec spec = pc->spec;
@@ -128,20 +174,14 @@ PackedRuntime::Plan& PackedRuntime::plan_for(int64_t batch) {
                (why.empty() ? std::string() : " (" + why + ")");
       });
       Plan::Layer layer{spec, row->prepare(spec, pc->weights)};
-      packed = std::max(packed, layer.conv->packed_input_bytes());
-      acc = std::max(acc, static_cast<size_t>(spec.output_elements()));
-      codes = std::max(codes, static_cast<size_t>(std::max(spec.input_elements(), spec.output_elements())));
-      act = std::max(act, static_cast<size_t>(std::max(spec.input_elements(), spec.output_elements())));
+      const auto io = static_cast<size_t>(std::max(spec.input_elements(), spec.output_elements()));
+      plan->packed = std::max(plan->packed, std::max<size_t>(layer.conv->packed_input_bytes(), 64));
+      plan->acc = std::max(plan->acc, static_cast<size_t>(spec.output_elements()));
+      plan->codes = std::max(plan->codes, io);
+      plan->act = std::max(plan->act, io);
       plan->layers.push_back(std::move(layer));
     }
   }
-  plan->packed.resize(std::max<size_t>(packed, 64));
-  plan->acc.resize(acc);
-  plan->codes_a.resize(codes);
-  plan->codes_b.resize(codes);
-  plan->act_a.resize(act);
-  plan->act_b.resize(act);
-  plan->residual.resize(act);
   Plan& ref = *plan;
   plans_.emplace(batch, std::move(plan));
   return ref;
@@ -162,54 +202,92 @@ core::Tensor PackedRuntime::forward(const core::Tensor& images, std::vector<Laye
                       std::to_string(m.height) + ", " + std::to_string(m.width) + "], got " +
                       (images.defined() ? images.shape().to_string() : std::string("<undefined>"));
              });
-  const int64_t n = images.dim(0);
-  Plan& plan = plan_for(n);
+  const core::Tensor x = images.contiguous();
+  const int64_t n = x.dim(0);
+  const int64_t planes = m.blocks.back().conv2.spec.out_channels;
+  core::Tensor pooled(core::Shape{n, planes});
+  const int threads = core::num_threads();
+  if (trace != nullptr || n == 1 || threads == 1) {
+    // One pass over the whole batch, each layer threaded inside.
+    Plan& plan = plan_for(n);
+    Buffers& buffers = pool_->acquire();
+    buffers.fit(plan);
+    run_batch(x.data(), plan, buffers, pooled.data(), trace);
+    pool_->release(buffers);
+  } else {
+    // Micro-batches in parallel, each through the whole network on one thread.
+    const int64_t micro = std::clamp<int64_t>(n / threads, 1, kMicroBatch);
+    const int64_t chunks = (n + micro - 1) / micro;
+    Plan& full = plan_for(micro);  // plans are created here, never inside the parallel region
+    Plan* tail = n % micro != 0 ? &plan_for(n % micro) : nullptr;
+    const int64_t image_size = m.in_channels * m.height * m.width;
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, 1),
+                      [&](const tbb::blocked_range<int64_t>& r) {
+                        for (int64_t k = r.begin(); k < r.end(); ++k) {
+                          const int64_t first = k * micro;
+                          Plan& plan = first + micro <= n ? full : *tail;
+                          Buffers& buffers = pool_->acquire();
+                          buffers.fit(plan);
+                          run_batch(x.data() + first * image_size, plan, buffers, pooled.data() + first * planes,
+                                    nullptr);
+                          pool_->release(buffers);
+                        }
+                      },
+                      tbb::simple_partitioner());
+  }
+  // The float classifier through core::matmul over the whole batch, as the QAT model's linear layer.
+  core::Tensor logits = core::matmul(pooled, m.fc_weight, false, true);
+  float* pl = logits.data();
+  for (int64_t img = 0; img < n; ++img)
+    for (int64_t k = 0; k < m.num_classes; ++k) pl[img * m.num_classes + k] += m.fc_bias[static_cast<size_t>(k)];
+  return logits;
+}
+
+void PackedRuntime::run_batch(const float* images, Plan& plan, Buffers& buf, float* pooled,
+                              std::vector<LayerTrace>* trace) {
+  const PackedResNet& m = model_;
+  const int64_t n = plan.batch;
   const ThresholdKernelRow& threshold_row = best_threshold_row(tier_);
 
-  // Stem: float convolution and batch norm + ReLU through the QAT model's own core functions, then
-  // NCHW -> NHWC floats (the first block's residual) and codes.
+  // Stem: float convolution fused with batch norm + ReLU (core::conv2d_forward_fused, whose epilogue
+  // is the QAT model's core::batch_norm_row), then NCHW -> NHWC floats (the first block's residual)
+  // and codes.
   core::Conv2dOptions stem_options;
   stem_options.stride = 1;
   stem_options.padding = 1;
-  core::Tensor stem = core::conv2d_forward(images.contiguous(), m.stem_weight, core::Tensor(), stem_options);
+  core::Tensor input(core::Shape{n, m.in_channels, m.height, m.width});
+  std::copy(images, images + input.numel(), input.data());
+  const core::Conv2dEpilogue stem_epilogue{m.stem_bn_mean, m.stem_bn_scale, m.stem_bn_offset, core::Tensor(), true};
+  const core::Tensor stem = core::conv2d_forward_fused(input, m.stem_weight, core::Tensor(), stem_epilogue, stem_options);
   const int64_t planes0 = m.stem_weight.dim(0), hw0 = m.height * m.width;
-  float* ps = stem.data();
-  parallel_chunks(n * planes0, 16, [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const auto c = static_cast<size_t>(row % planes0);
-      core::batch_norm_row(ps + row * hw0, nullptr, hw0,
-                           {m.stem_bn_mean[c], m.stem_bn_scale[c], m.stem_bn_offset[c]}, true,
-                           ps + row * hw0);
-    }
-  });
-  float* block_in = plan.act_a.data();
-  float* block_out = plan.act_b.data();
-  uint8_t* codes = plan.codes_a.data();
-  uint8_t* mid_codes = plan.codes_b.data();
-  parallel_chunks(n, 1, [&](int64_t b, int64_t e) {
-    for (int64_t img = b; img < e; ++img)
+  const float* ps = stem.data();
+  float* block_in = buf.act_a.data();
+  float* block_out = buf.act_b.data();
+  uint8_t* codes = buf.codes_a.data();
+  uint8_t* mid_codes = buf.codes_b.data();
+  parallel_chunks(n, n * hw0 * planes0 >= kParallelElements ? 1 : n, [&](int64_t b, int64_t e) {
+    for (int64_t img = b; img < e; ++img) {
+      float* dst = block_in + img * hw0 * planes0;
       for (int64_t p = 0; p < hw0; ++p)
-        for (int64_t c = 0; c < planes0; ++c) {
-          const float v = ps[(img * planes0 + c) * hw0 + p];
-          block_in[(img * hw0 + p) * planes0 + c] = v;
-          codes[(img * hw0 + p) * planes0 + c] = m.stem_codes.code(v);
-        }
+        for (int64_t c = 0; c < planes0; ++c) dst[p * planes0 + c] = ps[(img * planes0 + c) * hw0 + p];
+      float_codes(m.stem_codes, dst, hw0 * planes0, codes + img * hw0 * planes0);
+    }
   });
 
   auto run_conv = [&](const Plan::Layer& layer, const PackedConv& pc, const uint8_t* in) {
-    layer.conv->pack_input(in, plan.packed.data());
-    layer.conv->run(plan.packed.data(), plan.acc.data());
+    layer.conv->pack_input(in, buf.packed.data());
+    layer.conv->run(buf.packed.data(), buf.acc.data());
     const int64_t o = layer.spec.out_channels, pixels = layer.spec.out_pixels();
     if (!pc.acc_offset.empty()) {
-      int32_t* acc = plan.acc.data();
-      parallel_chunks(pixels, 256, [&](int64_t b, int64_t e) {
+      int32_t* acc = buf.acc.data();
+      parallel_chunks(pixels, pixels * o >= kParallelElements ? 256 : pixels, [&](int64_t b, int64_t e) {
         for (int64_t p = b; p < e; ++p)
           for (int64_t c = 0; c < o; ++c) acc[p * o + c] += pc.acc_offset[static_cast<size_t>(c)];
       });
     }
     if (trace != nullptr)
       trace->push_back({pc.name, layer.spec, std::vector<uint8_t>(in, in + layer.spec.input_elements()),
-                        std::vector<int32_t>(plan.acc.data(), plan.acc.data() + layer.spec.output_elements())});
+                        std::vector<int32_t>(buf.acc.data(), buf.acc.data() + layer.spec.output_elements())});
   };
 
   for (size_t bi = 0; bi < m.blocks.size(); ++bi) {
@@ -218,7 +296,7 @@ core::Tensor PackedRuntime::forward(const core::Tensor& images, std::vector<Laye
     const Plan::Layer& l2 = plan.layers[2 * bi + 1];
     // conv1 -> threshold epilogue -> conv2's codes, all integer.
     run_conv(l1, block.conv1, codes);
-    epilogues_[bi].run(threshold_row, plan.acc.data(), l1.spec.out_pixels(), mid_codes);
+    epilogues_[bi].run(threshold_row, buf.acc.data(), l1.spec.out_pixels(), mid_codes);
     if (!is_identity(block.conv1.out_levels)) {
       const int64_t count = l1.spec.output_elements();
       for (int64_t i = 0; i < count; ++i) mid_codes[i] = block.conv1.out_levels[mid_codes[i]];
@@ -231,8 +309,8 @@ core::Tensor PackedRuntime::forward(const core::Tensor& images, std::vector<Laye
       // Option A: x[:, :, ::2, ::2] with planes/4 zero channels on each side, NHWC.
       const int64_t in_planes = l1.spec.in_channels, hi = l1.spec.height, wi = l1.spec.width;
       const int64_t pad = planes / 4;
-      float* r = plan.residual.data();
-      parallel_chunks(n * ho, 1, [&](int64_t b, int64_t e) {
+      float* r = buf.residual.data();
+      parallel_chunks(n * ho, n * ho * wo * planes >= kParallelElements ? 1 : n * ho, [&](int64_t b, int64_t e) {
         for (int64_t row = b; row < e; ++row) {
           const int64_t img = row / ho, y = row % ho;
           for (int64_t x = 0; x < wo; ++x) {
@@ -252,32 +330,29 @@ core::Tensor PackedRuntime::forward(const core::Tensor& images, std::vector<Laye
     tail.bn_scale = block.conv2.bn_scale.data();
     tail.offset = block.conv2.bn_offset.data();
     tail.relu = true;
-    const int32_t* acc = plan.acc.data();
-    parallel_chunks(l2.spec.out_pixels(), 64, [&](int64_t b, int64_t e) {
+    // The tail and the next block's codes, chunk by chunk while the floats are in cache.
+    const int32_t* acc = buf.acc.data();
+    const bool last = bi + 1 == m.blocks.size();
+    const int64_t pixels = l2.spec.out_pixels();
+    const int64_t grain = std::max<int64_t>(64, kParallelElements / 4 / planes);
+    parallel_chunks(pixels, pixels * planes >= kParallelElements ? grain : pixels, [&](int64_t b, int64_t e) {
       core::quantized_tail_nhwc(acc + b * planes, residual + b * planes, e - b, planes, tail,
                                 block_out + b * planes);
+      if (!last) float_codes(block.out_codes, block_out + b * planes, (e - b) * planes, codes + b * planes);
     });
-    if (bi + 1 < m.blocks.size()) float_codes(block.out_codes, block_out, l2.spec.output_elements(), codes);
     std::swap(block_in, block_out);
   }
 
-  // Head: global average pool (double sums over pixels in row-major order, as the QAT model's
-  // global_avg_pool2d) and the float classifier through core::matmul.
+  // Global average pool: double sums over pixels in row-major order, as the QAT model's
+  // global_avg_pool2d.
   const PackedConv& last = m.blocks.back().conv2;
   const int64_t planes = last.spec.out_channels, hw = last.spec.out_height() * last.spec.out_width();
-  core::Tensor pooled(core::Shape{n, planes});
-  float* pp = pooled.data();
   for (int64_t img = 0; img < n; ++img)
     for (int64_t c = 0; c < planes; ++c) {
       double s = 0.0;
       for (int64_t p = 0; p < hw; ++p) s += block_in[(img * hw + p) * planes + c];
-      pp[img * planes + c] = static_cast<float>(s / static_cast<double>(hw));
+      pooled[img * planes + c] = static_cast<float>(s / static_cast<double>(hw));
     }
-  core::Tensor logits = core::matmul(pooled, m.fc_weight, false, true);
-  float* pl = logits.data();
-  for (int64_t img = 0; img < n; ++img)
-    for (int64_t k = 0; k < m.num_classes; ++k) pl[img * m.num_classes + k] += m.fc_bias[static_cast<size_t>(k)];
-  return logits;
 }
 
 }  // namespace bitgrad::kernels

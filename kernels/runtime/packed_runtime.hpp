@@ -4,8 +4,12 @@
 // (kernels/epilogue/threshold.hpp); conv2's accumulators go through the residual tail
 // (core::quantized_tail_nhwc, the same compiled code as the QAT model's eval forward) and the block
 // output's codes come from per-tensor float thresholds. Per batch size the runtime prepares a plan
-// once (each layer's QConv, buffers for every activation, accumulator and packed input) and reuses
-// it; the trunk allocates nothing per call. oneTBB threads inside each kernel and epilogue.
+// once (each layer's QConv) and keeps working buffers (activations, accumulators, packed inputs) for
+// reuse; the trunk allocates nothing per call. A batch of one image runs layer by layer with oneTBB
+// threads inside each kernel and epilogue; larger batches are split into micro-batches of up to 8
+// images, each run through the whole network by one thread (no synchronisation between layers, its
+// activations staying in that core's cache). forward() is not re-entrant: one call at a time per
+// PackedRuntime.
 // Not here: building the model (quant/export.hpp), the file format (packed_model.hpp).
 #pragma once
 
@@ -64,13 +68,19 @@ class PackedRuntime {
 
  private:
   struct Plan;
+  struct Buffers;
+  struct BufferPool;
   Plan& plan_for(int64_t batch);
+  // The network on plan.batch images (NCHW floats) up to the pooled features ([batch, planes]).
+  void run_batch(const float* images, Plan& plan, Buffers& buffers, float* pooled,
+                 std::vector<LayerTrace>* trace);
 
   PackedResNet model_;
   RuntimeOptions options_;
   Tier tier_;
   std::vector<ThresholdEpilogue> epilogues_;  // per block (conv1 -> conv2 codes)
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
+  std::unique_ptr<BufferPool> pool_;
 };
 
 }  // namespace bitgrad::kernels

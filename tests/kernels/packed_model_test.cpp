@@ -1,9 +1,11 @@
 // packed_model_test.cpp: the .bgpk format (kernels/runtime/packed_model.hpp): FloatQuantizer::code,
-// round trips of random but valid ResNet-8/20 models (2-bit, and 4-bit weights with APoT-like
-// non-consecutive levels) through the file image and through a file, bit-exact; the size and MAC
-// counts; and every kind of bad input (wrong format or version, missing / extra / mistyped /
-// misshapen tensors, truncated or missing files, unsorted thresholds, weights decoding out of
-// range, wrong structure) rejected with a message naming the fault.
+// round trips of random but valid ResNet-8/14/20 models (2-bit weights with per-channel or shared
+// level tables, odd learned-interval levels, 3-bit APoT-like and 4-bit weights, int16 and int32
+// thresholds) through the file image and through a file, bit-exact; the bit order of the level
+// indices; the size and MAC counts (a ResNet-32 W2A2 file below 135,000 bytes); and every kind of
+// bad input (wrong format or version, bad metadata, missing / extra / mistyped / misshapen tensors,
+// truncated or missing files, unsorted thresholds, non-canonical level tables, wrong structure)
+// rejected with a message naming the fault.
 #include <catch2/catch.hpp>
 
 #include <bit>
@@ -30,9 +32,19 @@ struct Variant {
   int weight_bits = 2;
   int act_bits = 2;
   std::vector<uint8_t> levels = {0, 1, 2, 3};  // codes of every quantizer, 2^out_bits of them
+  // Empty: each channel draws from 2^weight_bits consecutive values starting at a random base (so
+  // channels differ). Else channel o draws from the first size - o % 3 of these (so rows are
+  // padded) when vary, from all of them (one shared level row per layer) otherwise.
+  std::vector<int8_t> weight_values = {};
+  bool vary = false;
 };
 
 const Variant kW2A2{};
+// Learned-interval 2-bit weights: odd values, span 7 but 4 levels.
+const Variant kOddW2{2, 2, {0, 1, 2, 3}, {-3, -1, 1, 3}};
+// 3-bit APoT-like weights, some channels using fewer of them (sharing the layer's level row);
+// 4-bit codes of which 8 are used.
+const Variant kW3Apot{3, 4, {0, 1, 2, 3, 4, 6, 8, 12}, {-16, -4, -2, -1, 0, 1, 2, 8}, true};
 // 4-bit weights, 4-bit activation codes of which an APoT-like quantizer uses 8.
 const Variant kW4Apot{4, 4, {0, 1, 2, 3, 4, 6, 8, 12}};
 
@@ -68,8 +80,12 @@ PackedConv random_conv(std::mt19937& rng, const std::string& name, const ConvSpe
   std::uniform_int_distribution<int> base(-span / 2 - 1, -span / 2 + 1), code(0, span - 1);
   for (int64_t o = 0; o < spec.out_channels; ++o) {
     const int b = base(rng);
+    const auto used = static_cast<int>(v.weight_values.size() - (v.vary ? o % 3 : 0));
+    std::uniform_int_distribution<int> pick(0, used - 1);
     for (int64_t k = 0; k < spec.depth(); ++k)
-      c.weights.push_back(static_cast<int8_t>(b + code(rng)));
+      c.weights.push_back(v.weight_values.empty()
+                              ? static_cast<int8_t>(b + code(rng))
+                              : v.weight_values[static_cast<size_t>(pick(rng))]);
   }
   return c;
 }
@@ -225,6 +241,80 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
             static_cast<std::streamsize>(bytes.size()));
 }
 
+core::Json model_meta(const core::SafetensorsFile& f) {
+  return core::Json::parse(f.metadata.at("model"));
+}
+
+std::vector<int64_t> ints(const core::Json& array) {
+  std::vector<int64_t> v;
+  for (size_t i = 0; i < array.size(); ++i) v.push_back(array.at(i).as_int64());
+  return v;
+}
+
+core::Json ints_json(const std::vector<int64_t>& v) {
+  core::Json a = core::Json::array();
+  for (int64_t x : v) a.push_back(x);
+  return a;
+}
+
+// f with metadata "model".key replaced.
+core::SafetensorsFile with_meta(core::SafetensorsFile f, const std::string& key, core::Json value) {
+  core::Json j = model_meta(f);
+  j.set(key, std::move(value));
+  f.metadata["model"] = j.dump();
+  return f;
+}
+
+core::StoredTensor f32_stored(std::vector<int64_t> shape, const std::vector<float>& values) {
+  core::StoredTensor t;
+  t.dtype = core::DType::kF32;
+  t.shape = std::move(shape);
+  for (float x : values)
+    for (int b = 0; b < 4; ++b)
+      t.bytes.push_back(static_cast<uint8_t>(std::bit_cast<uint32_t>(x) >> (8 * b)));
+  return t;
+}
+
+std::vector<float> f32_of(const core::StoredTensor& t) {
+  std::vector<float> v(t.bytes.size() / 4);
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t bits = 0;
+    for (size_t b = 4; b-- > 0;) bits = (bits << 8) | t.bytes[4 * i + b];
+    v[i] = std::bit_cast<float>(bits);
+  }
+  return v;
+}
+
+// A ResNet-`depth` W2A2 on 32x32x3 as the exporter writes one with learned-interval weights: odd
+// levels, input zero points 0 (no acc_offset), no conv bias, thresholds within int16.
+PackedResNet exported_like(int depth, uint32_t seed) {
+  PackedResNet m = make_model(depth, kOddW2, seed, 3, 32);
+  m.source = core::Json::parse(  // what quant/export.cpp writes
+      R"({"policy":{"method":"lsq","weight_bits":2,"act_bits":2,"edge":"float","estimator":"ste",)"
+      R"("ewgs_delta":0.0010000000474974513,"dsq_alpha":0.20000000298023224,"daq_sigma":1,)"
+      R"("daq_temperature":1}})");
+  for (PackedBlock& b : m.blocks) {
+    b.conv1.acc_offset.clear();
+    b.conv2.acc_offset.clear();
+    b.conv2.bias.clear();
+  }
+  return m;
+}
+
+// One line per tensor, then the header.
+std::string size_breakdown(const core::SafetensorsFile& f, size_t file_bytes) {
+  std::string s;
+  size_t data = 0;
+  for (const auto& [name, t] : f.tensors) {
+    s += "\n  " + name + " " + std::string(core::dtype_name(t.dtype)) + " [";
+    for (size_t i = 0; i < t.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
+    s += "]: " + std::to_string(t.bytes.size()) + " bytes";
+    data += t.bytes.size();
+  }
+  return s + "\n  header (8 + JSON): " + std::to_string(file_bytes - data) +
+         " bytes, of which metadata 'model' " + std::to_string(f.metadata.at("model").size());
+}
+
 }  // namespace
 
 TEST_CASE("packed model: FloatQuantizer::code counts passed thresholds, NaN passes none",
@@ -252,22 +342,33 @@ TEST_CASE("packed model: sizes and MAC counts", "[kernel][packed]") {
   // fc.
   CHECK(m.macs_per_image() == 9216 + 2 * 147456 + 73728 + 147456 + 73728 + 147456 + 640);
   CHECK(make_model(8, kW4Apot, 1).packed_weight_bytes() == 73728 / 2);
+  CHECK(make_model(8, kW3Apot, 1).packed_weight_bytes() == 73728 * 3 / 8);
 
-  // ResNet-32 W2A2 on 32x32x3: 460800 weights = 115200 bytes; the whole file stays small.
-  const PackedResNet r32 = make_model(32, kW2A2, 2, 3, 32);
+  // ResNet-20 / -32 W2A2 on 32x32x3 as exported: 267264 / 460800 weights of 2 bits.
+  const PackedResNet r20 = exported_like(20, 2), r32 = exported_like(32, 2);
+  CHECK(r20.packed_weight_bytes() == 66816);
   CHECK(r32.packed_weight_bytes() == 115200);
-  const size_t file_bytes = core::serialize_safetensors(to_safetensors(r32, "resnet32")).size();
-  CHECK(file_bytes < 180000);
-  WARN("ResNet-32 W2A2 .bgpk: " << file_bytes << " bytes, packed weights "
-                                << r32.packed_weight_bytes());
+  for (const PackedResNet* r : {&r20, &r32}) {
+    const core::SafetensorsFile f = to_safetensors(
+        *r, "runs/qat/resnet" + std::to_string(r->depth) + "-w2a2-lsq/model.safetensors");
+    const size_t file_bytes = core::serialize_safetensors(f).size();
+    CHECK(f.tensors.size() == 12);  // no trunk.bias, no trunk.acc_offset
+    CHECK(model_meta(f)["threshold_bytes"].as_int64() == 2);
+    CHECK(ints(model_meta(f)["level_rows"]) == std::vector<int64_t>(r->blocks.size() * 2, 1));
+    if (r->depth == 32) CHECK(file_bytes < 135000);
+    WARN("ResNet-" << r->depth << " W2A2 .bgpk: " << file_bytes << " bytes"
+                   << size_breakdown(f, file_bytes));
+  }
 }
 
 TEST_CASE("packed model: round trip through the file image is exact", "[kernel][packed]") {
   struct Case {
     int depth;
     Variant variant;
+    int64_t level_rows;  // of layer1.0.conv1: 1 when the layer has at most 2^weight_bits values
   };
-  for (const Case& c : {Case{8, kW2A2}, Case{20, kW2A2}, Case{8, kW4Apot}, Case{14, kW4Apot}}) {
+  for (const Case& c : {Case{8, kW2A2, 16}, Case{20, kW2A2, 16}, Case{8, kOddW2, 1},
+                        Case{14, kW3Apot, 1}, Case{8, kW4Apot, 16}}) {
     INFO("depth " << c.depth << ", weight_bits " << c.variant.weight_bits);
     const PackedResNet m = make_model(c.depth, c.variant, 7);
     REQUIRE_NOTHROW(m.validate());
@@ -275,46 +376,116 @@ TEST_CASE("packed model: round trip through the file image is exact", "[kernel][
     CHECK(f.metadata.at("format") == "bitgrad.packed");
     CHECK(f.metadata.at("format_version") == "1");
     CHECK(f.metadata.at("source") == "from test.safetensors");
-    CHECK(f.tensors.at("layer1.0.conv1.weight").dtype == core::DType::kU8);
-    CHECK(f.contains("layer1.0.conv1.acc_offset"));
-    CHECK_FALSE(f.contains("layer1.0.conv2.acc_offset"));
-    CHECK(f.contains("layer2.0.conv2.bias"));
-    CHECK_FALSE(f.contains("layer1.0.conv2.bias"));
-    const std::string last = "layer3." + std::to_string((c.depth - 2) / 6 - 1);
-    CHECK_FALSE(f.contains(last + ".out.levels"));
-    CHECK(f.contains("layer1.0.out.levels"));
+    std::vector<std::string> names;
+    for (const auto& [name, t] : f.tensors) names.push_back(name);
+    CHECK(names == std::vector<std::string>{"codes.levels", "codes.thresholds", "fc.bias",
+                                            "fc.weight", "stem.bn", "stem.weight",
+                                            "trunk.acc_offset", "trunk.bias", "trunk.descending",
+                                            "trunk.out_levels", "trunk.tail", "trunk.thresholds",
+                                            "trunk.weight_levels", "trunk.weights"});
+    const core::Json j = model_meta(f);
+    CHECK(j["level_rows"].at(0).as_int64() == c.level_rows);
+    CHECK(j["threshold_bytes"].as_int64() == 2);
+    CHECK(f.tensors.at("trunk.thresholds").dtype == core::DType::kU8);
+    CHECK(j["source"] == m.source);
+    const auto blocks = static_cast<size_t>(c.depth - 2) / 2;
+    CHECK(j["weight_bits"].size() == 2 * blocks);
+    CHECK(j["code_levels"].size() == blocks);
     const PackedResNet back = through_bytes(f);
     check_same(m, back);
   }
 }
 
-TEST_CASE("packed model: weight codes are packed LSB first with per-channel offsets",
+TEST_CASE("packed model: thresholds beyond int16 are stored as I32", "[kernel][packed]") {
+  PackedResNet m = make_model(8, kW2A2, 9);
+  Thresholds& t = m.blocks[1].conv1.thresholds;
+  REQUIRE(t.descending[0] == 0);
+  t.values[0] = -32768;  // channel 0 ascends: the int16 extremes still fit
+  t.values[2] = 32767;
+  core::SafetensorsFile f = to_safetensors(m, "");
+  CHECK(model_meta(f)["threshold_bytes"].as_int64() == 2);
+  check_same(m, through_bytes(f));
+  t.values[2] = 32768;
+  f = to_safetensors(m, "");
+  CHECK(model_meta(f)["threshold_bytes"].as_int64() == 4);
+  CHECK(f.tensors.at("trunk.thresholds").dtype == core::DType::kI32);
+  CHECK(f.tensors.at("trunk.thresholds").shape == std::vector<int64_t>{112 * 3});
+  check_same(m, through_bytes(f));
+}
+
+TEST_CASE("packed model: level indices are packed LSB first into per-channel level rows",
           "[kernel][packed]") {
   PackedResNet m = make_model(8, kW2A2, 3);
   PackedConv& c = m.blocks[0].conv1;
   const int64_t depth = c.spec.depth();
-  // channel 0: values -3, -2, -1, 0, then -3; channel 1 all 5 (span 0).
+  // channel 0: values -3, -2, -1, 0, then -3; channel 1 all 5; channel 2 alternates -1, 1.
   for (int64_t k = 0; k < depth; ++k) {
     c.weights[static_cast<size_t>(k)] = static_cast<int8_t>(k < 4 ? k - 3 : -3);
     c.weights[static_cast<size_t>(depth + k)] = 5;
+    c.weights[static_cast<size_t>(2 * depth + k)] = static_cast<int8_t>(k % 2 ? 1 : -1);
   }
   const core::SafetensorsFile f = to_safetensors(m, "");
-  const core::StoredTensor& w = f.tensors.at("layer1.0.conv1.weight");
-  CHECK(w.shape == std::vector<int64_t>{16 * 144 / 4});
-  CHECK(w.bytes[0] == 0b11100100);  // codes 0, 1, 2, 3 from the lowest bits up
-  CHECK(w.bytes[1] == 0);
-  const core::StoredTensor& offset = f.tensors.at("layer1.0.conv1.weight_offset");
-  CHECK(offset.bytes[0] == 0xfd);  // -3, little-endian I32
-  CHECK(offset.bytes[4] == 5);
+  const std::vector<uint8_t>& w = f.tensors.at("trunk.weights").bytes;
+  CHECK(w.size() == 73728 / 4);
+  CHECK(w[0] == 0b11100100);  // indices 0, 1, 2, 3 from the lowest bits up
+  CHECK(w[1] == 0);
+  CHECK(w[36] == 0);           // channel 1 starts at 144 * 2 / 8 bytes: index 0 only
+  CHECK(w[72] == 0b01000100);  // channel 2: indices 0, 1, 0, 1
+  const std::vector<uint8_t>& levels = f.tensors.at("trunk.weight_levels").bytes;
+  CHECK(std::vector<uint8_t>(levels.begin(), levels.begin() + 12) ==
+        std::vector<uint8_t>{0xfd, 0xfe, 0xff, 0x00, 5, 5, 5, 5, 0xff, 1, 1, 1});
+  // layer1.0.conv2 starts on the next byte after conv1's 576, its table after conv1's 16 rows.
+  const PackedConv& c2 = m.blocks[0].conv2;
+  std::vector<int8_t> row(c2.weights.begin(), c2.weights.begin() + depth);
+  std::sort(row.begin(), row.end());
+  row.erase(std::unique(row.begin(), row.end()), row.end());
+  REQUIRE(row.size() == 4);
+  uint8_t first = 0;
+  for (int k = 0; k < 4; ++k)
+    first |= static_cast<uint8_t>(
+        (std::lower_bound(row.begin(), row.end(), c2.weights[static_cast<size_t>(k)]) - row.begin())
+        << (2 * k));
+  CHECK(w[576] == first);
+  CHECK(static_cast<int8_t>(levels[16 * 4]) == row[0]);
+  CHECK(static_cast<int8_t>(levels[16 * 4 + 3]) == row[3]);
   check_same(m, through_bytes(f));
+
+  // Odd levels: one row for the layer, also for a channel that uses only two of them.
+  PackedResNet odd = make_model(8, kOddW2, 3);
+  for (int64_t k = 0; k < depth; ++k)
+    odd.blocks[0].conv1.weights[static_cast<size_t>(k)] = static_cast<int8_t>(k % 2 ? 1 : -1);
+  const core::SafetensorsFile g = to_safetensors(odd, "");
+  CHECK(ints(model_meta(g)["level_rows"]) == std::vector<int64_t>{1, 1, 1, 1, 1, 1});
+  CHECK(g.tensors.at("trunk.weight_levels").bytes ==
+        std::vector<uint8_t>{0xfd, 0xff, 1, 3, 0xfd, 0xff, 1, 3, 0xfd, 0xff, 1, 3,
+                             0xfd, 0xff, 1, 3, 0xfd, 0xff, 1, 3, 0xfd, 0xff, 1, 3});
+  CHECK(g.tensors.at("trunk.weights").bytes[0] == 0b10011001);  // indices 1, 2, 1, 2
+  check_same(odd, through_bytes(g));
 }
 
-TEST_CASE("packed model: all-zero acc_offset is omitted and loads as empty", "[kernel][packed]") {
+TEST_CASE("packed model: all-zero acc_offsets and absent biases are not stored",
+          "[kernel][packed]") {
   PackedResNet m = make_model(8, kW2A2, 4);
   m.blocks[0].conv1.acc_offset.assign(16, 0);
-  const core::SafetensorsFile f = to_safetensors(m, "");
-  CHECK_FALSE(f.contains("layer1.0.conv1.acc_offset"));
-  CHECK(through_bytes(f).blocks[0].conv1.acc_offset.empty());
+  core::SafetensorsFile f = to_safetensors(m, "");
+  // conv1 of layer2.0 and layer3.0 (32 + 64), conv2 of layer3.0 (64).
+  CHECK(ints(model_meta(f)["acc_offset"]) == std::vector<int64_t>{0, 0, 1, 0, 1, 1});
+  CHECK(f.tensors.at("trunk.acc_offset").shape == std::vector<int64_t>{160});
+  CHECK(ints(model_meta(f)["bias"]) == std::vector<int64_t>{0, 1, 0});
+  PackedResNet back = through_bytes(f);
+  CHECK(back.blocks[0].conv1.acc_offset.empty());
+  m.blocks[0].conv1.acc_offset.clear();
+  check_same(m, back);
+
+  for (PackedBlock& b : m.blocks) {
+    b.conv1.acc_offset.clear();
+    b.conv2.acc_offset.clear();
+    b.conv2.bias.clear();
+  }
+  f = to_safetensors(m, "");
+  CHECK_FALSE(f.contains("trunk.acc_offset"));
+  CHECK_FALSE(f.contains("trunk.bias"));
+  check_same(m, through_bytes(f));
 }
 
 TEST_CASE("packed model: save_packed / load_packed through a file", "[kernel][packed]") {
@@ -351,6 +522,7 @@ TEST_CASE("packed model: corrupt file images are rejected with the fault named",
   const PackedResNet m = make_model(8, kW2A2, 6);
   const core::SafetensorsFile good = to_safetensors(m, "note");
   auto load = [](const core::SafetensorsFile& f) { return from_safetensors(f, "f.bgpk"); };
+  REQUIRE_NOTHROW(load(good));
 
   SECTION("format") {
     core::SafetensorsFile f = good;
@@ -372,22 +544,58 @@ TEST_CASE("packed model: corrupt file images are rejected with the fault named",
     CHECK_THROWS_WITH(load(f), Contains("no 'model' metadata"));
     f.metadata["model"] = "{\"depth\": 8,";
     CHECK_THROWS_WITH(load(f), Contains("f.bgpk': metadata 'model': JSON parse error"));
-    core::Json j = core::Json::parse(good.metadata.at("model"));
-    j.set("depth", 14);
-    f.metadata["model"] = j.dump();
-    CHECK_THROWS_WITH(load(f), Contains("expected 3 stages of 2 blocks"));
-    j = core::Json::parse(good.metadata.at("model"));
-    j.set("stem_levels", "four");
-    f.metadata["model"] = j.dump();
-    CHECK_THROWS_WITH(load(f),
-                      Contains("metadata 'model'.stem_levels: expected an integer in 1..256"));
+    // Another depth implies other array lengths.
+    CHECK_THROWS_WITH(load(with_meta(good, "depth", 14)),
+                      Contains("packed model 'f.bgpk': metadata 'model'.act_bits: expected an "
+                               "array of 12 integers (one per conv), got 6 values"));
+    CHECK_THROWS_WITH(load(with_meta(good, "depth", 21)),
+                      Contains("metadata 'model'.depth: expected 6n+2 with n >= 1"));
+    CHECK_THROWS_WITH(load(with_meta(good, "height", 0)),
+                      Contains("metadata 'model'.height: expected an integer in 1.."));
+    CHECK_THROWS_WITH(load(with_meta(good, "code_levels", "four")),
+                      Contains("metadata 'model'.code_levels: expected an array of 3 integers "
+                               "(stem, then every block but the last), got \"four\""));
+    CHECK_THROWS_WITH(load(with_meta(good, "code_levels", ints_json({4, 4, 300}))),
+                      Contains("metadata 'model'.code_levels[2]: expected an integer in 1..256, "
+                               "got 300"));
+    CHECK_THROWS_WITH(load(with_meta(good, "level_rows", ints_json({16, 5, 32, 32, 64, 64}))),
+                      Contains("metadata 'model'.level_rows[1]: expected 1 or 16 (the output "
+                               "channels of layer1.0.conv2), got 5"));
+    CHECK_THROWS_WITH(load(with_meta(good, "threshold_bytes", 3)),
+                      Contains("metadata 'model'.threshold_bytes: expected 2 or 4, got 3"));
+    CHECK_THROWS_WITH(load(with_meta(good, "acc_offset", ints_json({1, 0, 1, 0, 1, 2}))),
+                      Contains("metadata 'model'.acc_offset[5]: expected an integer in 0..1"));
+    core::Json j = model_meta(good);
+    core::Json::Object members = j.as_object();
+    std::erase_if(members, [](const core::Json::Member& kv) { return kv.first == "weight_bits"; });
+    core::Json without = core::Json::object();
+    for (auto& [key, value] : members) without.set(key, value);
+    f = good;
+    f.metadata["model"] = without.dump();
+    CHECK_THROWS_WITH(load(f), Contains("metadata 'model': missing 'weight_bits'"));
+  }
+  SECTION("metadata that does not match the tensors") {
+    CHECK_THROWS_WITH(
+        load(with_meta(good, "level_rows", ints_json({1, 16, 32, 32, 64, 64}))),
+        Contains("trunk.weight_levels: expected U8 [" + std::to_string(112 * 2 * 4 - 15 * 4) +
+                 "], file has U8 [" + std::to_string(112 * 2 * 4) + "]"));
+    CHECK_THROWS_WITH(load(with_meta(good, "bias", ints_json({1, 1, 0}))),
+                      Contains("trunk.bias: expected F32 [48], file has F32 [32]"));
+    CHECK_THROWS_WITH(load(with_meta(good, "bias", ints_json({0, 0, 0}))),
+                      Contains("1 unexpected tensor for a depth-8 packed ResNet with this 'model' "
+                               "metadata: [trunk.bias]"));
+    CHECK_THROWS_WITH(load(with_meta(good, "threshold_bytes", 4)),
+                      Contains("trunk.thresholds: expected I32 [336], file has U8 [336, 2]"));
+    CHECK_THROWS_WITH(load(with_meta(good, "weight_bits", ints_json({3, 2, 2, 2, 2, 2}))),
+                      Contains("trunk.weights: expected U8 [18720], file has U8 [18432]"));
+    CHECK_THROWS_WITH(load(with_meta(good, "out_bits", ints_json({2, 3, 2}))),
+                      Contains("trunk.thresholds: expected U8 [464, 2], file has U8 [336, 2]"));
   }
   SECTION("missing tensors") {
     for (const char* name :
-         {"layer1.0.conv1.weight", "layer2.0.conv2.weight_offset", "layer1.0.conv1.thresholds",
-          "layer3.0.conv1.descending", "layer1.0.conv1.out_levels", "layer1.0.conv2.scale",
-          "layer2.0.conv2.bn_offset", "stem.weight", "stem.bn_scale", "stem.codes.levels",
-          "layer1.0.out.thresholds", "fc.weight", "fc.bias"}) {
+         {"stem.weight", "stem.bn", "codes.thresholds", "codes.levels", "trunk.weights",
+          "trunk.weight_levels", "trunk.thresholds", "trunk.descending", "trunk.out_levels",
+          "trunk.tail", "trunk.bias", "trunk.acc_offset", "fc.weight", "fc.bias"}) {
       INFO(name);
       core::SafetensorsFile f = good;
       REQUIRE(f.tensors.erase(name) == 1);
@@ -396,35 +604,31 @@ TEST_CASE("packed model: corrupt file images are rejected with the fault named",
   }
   SECTION("extra tensor") {
     core::SafetensorsFile f = good;
-    f.tensors["layer3.1.conv1.weight"] = good.tensors.at("layer3.0.conv2.weight");
-    CHECK_THROWS_WITH(load(f), Contains("1 unexpected tensor for a depth-8 packed ResNet: "
-                                        "[layer3.1.conv1.weight]"));
-    f = good;  // the last block has no output codes
-    f.tensors["layer3.0.out.levels"] = good.tensors.at("stem.codes.levels");
-    CHECK_THROWS_WITH(load(f), Contains("[layer3.0.out.levels]"));
+    f.tensors["layer1.0.conv1.weight"] = good.tensors.at("trunk.out_levels");
+    CHECK_THROWS_WITH(load(f), Contains("1 unexpected tensor for a depth-8 packed ResNet with "
+                                        "this 'model' metadata: [layer1.0.conv1.weight]"));
   }
   SECTION("wrong dtype") {
     core::SafetensorsFile f = good;
-    f.tensors["layer1.0.conv2.scale"] =
-        core::StoredTensor::from_i32({16}, std::vector<int32_t>(16));
+    f.tensors["trunk.tail"] = core::StoredTensor::from_i32({112, 4}, std::vector<int32_t>(448));
+    CHECK_THROWS_WITH(
+        load(f), Contains("f.bgpk': trunk.tail: expected F32 [112, 4], file has I32 [112, 4]"));
+    f = good;
+    f.tensors["trunk.acc_offset"] = f32_stored({176}, std::vector<float>(176));
     CHECK_THROWS_WITH(load(f),
-                      Contains("layer1.0.conv2.scale: expected F32 [16], file has I32 [16]"));
+                      Contains("trunk.acc_offset: expected I32 [176], file has F32 [176]"));
   }
   SECTION("wrong shape") {
     core::SafetensorsFile f = good;
-    f.tensors["layer1.0.conv1.thresholds"] =
-        core::StoredTensor::from_i32({16, 2}, std::vector<int32_t>(32));
-    CHECK_THROWS_WITH(load(f), Contains("layer1.0.conv1.thresholds: expected I32 [16, 3], file has "
-                                        "I32 [16, 2]"));
+    f.tensors["trunk.weights"].shape = {18431};
+    f.tensors["trunk.weights"].bytes.resize(18431);
+    CHECK_THROWS_WITH(load(f), Contains("trunk.weights: expected U8 [18432], file has U8 [18431]"));
     f = good;
-    f.tensors["layer1.0.conv1.weight"].shape = {575};
-    f.tensors["layer1.0.conv1.weight"].bytes.resize(575);
-    CHECK_THROWS_WITH(load(f),
-                      Contains("layer1.0.conv1.weight: expected U8 [576], file has U8 [575]"));
-    f = good;  // the optional tensors are checked too
-    f.tensors["layer1.0.conv2.bias"] = core::StoredTensor::from_i32({16}, std::vector<int32_t>(16));
-    CHECK_THROWS_WITH(load(f),
-                      Contains("layer1.0.conv2.bias: expected F32 [16], file has I32 [16]"));
+    f.tensors["stem.bn"].shape = {16, 3};
+    CHECK_THROWS_WITH(load(f), Contains("stem.bn: expected F32 [3, 16], file has F32 [16, 3]"));
+    f = good;
+    f.tensors["codes.levels"] = core::StoredTensor::from_u8({11}, std::vector<uint8_t>(11));
+    CHECK_THROWS_WITH(load(f), Contains("codes.levels: expected U8 [12], file has U8 [11]"));
   }
   SECTION("truncated image") {
     const std::vector<uint8_t> bytes = core::serialize_safetensors(good);
@@ -433,44 +637,51 @@ TEST_CASE("packed model: corrupt file images are rejected with the fault named",
   }
   SECTION("unsorted thresholds") {
     core::SafetensorsFile f = good;
-    std::vector<int32_t> t = m.blocks[0].conv1.thresholds.values;
-    t[0] = 1000;  // channel 0 ascends
     REQUIRE(m.blocks[0].conv1.thresholds.descending[0] == 0);
-    f.tensors["layer1.0.conv1.thresholds"] = core::StoredTensor::from_i32({16, 3}, t);
+    f.tensors["trunk.thresholds"].bytes[0] = 0xe8;  // channel 0 of layer1.0.conv1: int16 1000
+    f.tensors["trunk.thresholds"].bytes[1] = 0x03;
     CHECK_THROWS_WITH(load(f),
                       Contains("packed model 'f.bgpk': layer1.0.conv1: expected the thresholds "
-                               "of channel 0 in ascending order"));
-    f = good;
-    std::vector<float> q = m.stem_codes.thresholds;
+                               "of channel 0 in ascending order, got "));
+    f = good;  // stem.codes, then layer1.0.out, layer2.0.out
+    std::vector<float> q = f32_of(good.tensors.at("codes.thresholds"));
     std::swap(q[0], q[2]);
-    core::StoredTensor st;
-    st.dtype = core::DType::kF32;
-    st.shape = {3};
-    for (float x : q)
-      for (int b = 0; b < 4; ++b)
-        st.bytes.push_back(static_cast<uint8_t>(std::bit_cast<uint32_t>(x) >> (8 * b)));
-    f.tensors["stem.codes.thresholds"] = st;
+    f.tensors["codes.thresholds"] = f32_stored({9}, q);
     CHECK_THROWS_WITH(load(f), Contains("stem.codes: expected ascending thresholds"));
+    q = f32_of(good.tensors.at("codes.thresholds"));
+    q[4] = std::numeric_limits<float>::quiet_NaN();
+    f.tensors["codes.thresholds"] = f32_stored({9}, q);
+    CHECK_THROWS_WITH(load(f), Contains("layer1.0.out: expected thresholds that are not NaN"));
   }
-  SECTION("weights decoding outside [-128, 127]") {
-    core::SafetensorsFile f = good;
-    std::vector<int32_t> offset(16, -1);
-    offset[3] = 127;
-    f.tensors["layer1.0.conv2.weight_offset"] = core::StoredTensor::from_i32({16}, offset);
-    CHECK_THROWS_WITH(load(f), Contains("layer1.0.conv2.weight: channel 3"));
-    CHECK_THROWS_WITH(load(f), Contains("outside [-128, 127]"));
+  SECTION("level tables that are not canonical") {
+    core::SafetensorsFile f = good;  // per-channel rows
+    std::vector<uint8_t>& levels = f.tensors["trunk.weight_levels"].bytes;
+    levels[16 * 4 + 4 + 1] = levels[16 * 4 + 4];  // layer1.0.conv2, channel 1: a repeat, then more
+    CHECK_THROWS_WITH(load(f), Contains("packed model 'f.bgpk': trunk.weight_levels: "
+                                        "layer1.0.conv2 channel 1: expected distinct ascending "
+                                        "values, unused entries repeating the last, got ["));
+    const core::SafetensorsFile odd = to_safetensors(make_model(8, kOddW2, 6), "");
+    f = odd;  // one row per conv
+    std::swap(f.tensors["trunk.weight_levels"].bytes[4], f.tensors["trunk.weight_levels"].bytes[5]);
+    CHECK_THROWS_WITH(load(f), Contains("trunk.weight_levels: layer1.0.conv2 (one row for every "
+                                        "channel): expected distinct ascending values, unused "
+                                        "entries repeating the last, got [-1, -3, 1, 3]"));
   }
   SECTION("out of range codes and flags") {
     core::SafetensorsFile f = good;
-    f.tensors["layer1.0.conv1.out_levels"] =
-        core::StoredTensor::from_u8({4}, std::vector<uint8_t>{0, 1, 2, 4});
+    std::vector<uint8_t> out_levels = good.tensors.at("trunk.out_levels").bytes;
+    out_levels[3] = 4;
+    f.tensors["trunk.out_levels"] = core::StoredTensor::from_u8({12}, out_levels);
     CHECK_THROWS_WITH(load(f),
                       Contains("layer1.0.conv1: expected out_levels < 2^2 (layer1.0.conv2 reads "
                                "2-bit codes), got 4"));
     f = good;
-    f.tensors["layer2.0.conv1.descending"] =
-        core::StoredTensor::from_u8({32}, std::vector<uint8_t>(32, 2));
-    CHECK_THROWS_WITH(load(f), Contains("packed model 'f.bgpk': layer2.0.conv1: "));
+    f.tensors["trunk.descending"].bytes[0] ^= 1;  // layer1.0.conv1, channel 0 ascends
+    CHECK_THROWS_WITH(load(f), Contains("packed model 'f.bgpk': layer1.0.conv1: expected the "
+                                        "thresholds of channel 0 in descending order"));
+    f = good;
+    f.tensors["codes.levels"].bytes[3] = 4;  // the last stem level
+    CHECK_THROWS_WITH(load(f), Contains("stem.codes: expected levels < 2^2"));
   }
 }
 
@@ -515,8 +726,12 @@ TEST_CASE("packed model: validate catches inconsistent models", "[kernel][packed
   m = good;
   m.blocks[0].conv1.weights[5] = 40;
   CHECK_THROWS_WITH(m.validate(),
-                    Contains("layer1.0.conv1: expected the weights of each output channel "
-                             "to span fewer than 2^2 values, channel 0"));
+                    Contains("layer1.0.conv1: expected at most 2^2 distinct weight values in each "
+                             "output channel (weight_bits indices), channel 0 has 5"));
+  m = good;  // a span of 7 is fine: 4 levels
+  for (size_t k = 0; k < 4; ++k) m.blocks[0].conv1.weights[k] = static_cast<int8_t>(-3 + 2 * k);
+  for (size_t k = 4; k < m.blocks[0].conv1.weights.size(); ++k) m.blocks[0].conv1.weights[k] = 1;
+  CHECK_NOTHROW(m.validate());
   m = good;
   m.blocks[0].conv1.weights.pop_back();
   CHECK_THROWS_WITH(m.validate(), Contains("layer1.0.conv1: expected 2304 weights"));
