@@ -5,7 +5,9 @@
 #  2. `eval` reads the checkpoint back and prints top-1/top-5/per-class, and --json ends stdout with JSON;
 #  3. QAT: `train --quant ... --init FP32` starts from the FP32 weights, its checkpoint records the
 #     policy, `eval` rebuilds the quantized model from it, and a resumed QAT run is byte-identical too;
-#  4. bad input gives one line on stderr and a non-zero exit.
+#  4. deploy: `export` writes a packed model, `verify` finds every code and accumulator equal to the
+#     QAT model's (exit 0), `infer` reports accuracy and one image's prediction, `bench` prints its table;
+#  5. bad input gives one line on stderr and a non-zero exit.
 set -euo pipefail
 bitgrad=$1
 work=$(mktemp -d)
@@ -47,6 +49,22 @@ grep -q '"step":2,"epoch":1,"loss":' "$work/lint.steps.jsonl" || { echo "FAIL: s
 [ "$(head -c 4 "$work/curves.png" | od -An -c | tr -d ' ')" = "211PNG" ] || { echo "FAIL: plot wrote no PNG"; exit 1; }
 echo "qat: ok"
 
+# Deploy: the QAT model above (APoT W2A2, synthetic 3x32x32) exported, verified, run and timed.
+"$bitgrad" export "$work/qat.safetensors" --out "$work/qat.bgpk" --json > "$work/export.txt"
+tail -n 1 "$work/export.txt" | grep -q '"packed_weight_bytes":' || { echo "FAIL: export --json"; cat "$work/export.txt"; exit 1; }
+"$bitgrad" verify "$work/qat.safetensors" "$work/qat.bgpk" --n 64 --threads 2 > "$work/verify.txt" ||
+  { echo "FAIL: verify found a difference"; cat "$work/verify.txt"; exit 1; }
+grep -q "matches exactly" "$work/verify.txt" || { echo "FAIL: verify output"; cat "$work/verify.txt"; exit 1; }
+grep -q "top-1 agreement: 64/64" "$work/verify.txt" || { echo "FAIL: verify agreement"; cat "$work/verify.txt"; exit 1; }
+out=$("$bitgrad" infer "$work/qat.bgpk" --json)
+echo "$out" | tail -n 1 | grep -q '"top1"' || { echo "FAIL: infer"; echo "$out"; exit 1; }
+"$bitgrad" infer "$work/qat.bgpk" --image 3 | grep -q "image 3: predicted" || { echo "FAIL: infer --image"; exit 1; }
+"$bitgrad" bench --model "$work/qat.bgpk" --min-time 0.02 --repetitions 1 --batch-size 8 --no-pytorch --json \
+  > "$work/bench.txt"
+grep -q "FP32 bitgrad" "$work/bench.txt" || { echo "FAIL: bench table"; cat "$work/bench.txt"; exit 1; }
+tail -n 1 "$work/bench.txt" | grep -q '"speed":' || { echo "FAIL: bench --json"; exit 1; }
+echo "deploy: ok"
+
 expect_error() {  # expect_error PATTERN ARGS...: non-zero exit and one stderr line matching PATTERN
   local pattern=$1; shift
   if "$bitgrad" "$@" > /dev/null 2> "$work/err.txt"; then echo "FAIL: '$*' succeeded"; exit 1; fi
@@ -65,5 +83,16 @@ expect_error "expected a model of resnet32" train --model resnet32 --dataset syn
 expect_error "expected an FP32 model" train --dataset synthetic --quant apot --init "$work/qat.safetensors"
 printf 'not a model' > "$work/bad.safetensors"
 expect_error "bad.safetensors" eval "$work/bad.safetensors"
+expect_error "is an FP32 model; export takes a QAT model" export "$work/straight.safetensors" --out "$work/x.bgpk"
+expect_error "expected --out" export "$work/qat.safetensors"
+[ ! -e "$work/x.bgpk" ] || { echo "FAIL: a failed export left a file"; exit 1; }
+head -c 2000 "$work/qat.bgpk" > "$work/truncated.bgpk"
+expect_error "truncated.bgpk" infer "$work/truncated.bgpk"
+expect_error "missing.bgpk" infer "$work/missing.bgpk"
+expect_error "expected QAT.safetensors and MODEL.bgpk" verify "$work/qat.bgpk"
+expect_error "takes 3x32x32 images" infer "$work/qat.bgpk" --dataset fashion-mnist
+expect_error "not a safetensors\|header\|bad.safetensors" infer "$work/bad.safetensors"
+expect_error "expected --model" bench
+expect_error "no bitserial kernel" infer "$work/qat.bgpk" --family bitserial
 echo "bad input: ok"
 echo "1 passed, 0 failed"
