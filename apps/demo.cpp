@@ -40,8 +40,8 @@ int run_demo(const std::vector<std::string>& argv) {
   Args args("demo");
   args.option("dir", "runs/demo", "DIR", "where the models and logs go")
       .option("data", "", "DIR", "Fashion-MNIST directory (default: Debian's dataset-fashion-mnist)")
-      .option("teacher-epochs", "3", "N", "FP32 teacher epochs")
-      .option("student-epochs", "3", "N", "W2A2 student epochs")
+      .option("teacher-epochs", "6", "N", "FP32 teacher epochs")
+      .option("student-epochs", "5", "N", "W2A2 student epochs")
       .option("train-limit", "10000", "N", "training images per epoch (the first N)")
       .option("quant", "lint", "METHOD", "the student's quantizer (bitgrad train --quant)")
       .option("seed", "1", "S", "random seed")

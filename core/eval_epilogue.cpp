@@ -94,30 +94,61 @@ void quantized_tail_nhwc(const int32_t* acc, const float* residual, int64_t pixe
 }
 
 namespace {
-template <int kCount>
-void count_fixed(const float* x, int64_t n, const float* t, uint8_t* codes) {
-  float tk[kCount];
-  for (int k = 0; k < kCount; ++k) tk[k] = t[k];
+// steps[k] = levels[k + 1] - levels[k]: the code is levels[0] + the steps of the thresholds passed.
+template <int kSteps>
+void float_codes_fixed(const float* x, int64_t n, const float* t, const uint8_t* levels, uint8_t* codes) {
+  float tk[kSteps];
+  uint8_t step[kSteps];
+  for (int k = 0; k < kSteps; ++k) {
+    tk[k] = t[k];
+    step[k] = static_cast<uint8_t>(levels[k + 1] - levels[k]);
+  }
+  const uint8_t base = levels[0];
   for (int64_t i = 0; i < n; ++i) {
-    int c = 0;
-    for (int k = 0; k < kCount; ++k) c += x[i] >= tk[k] ? 1 : 0;
-    codes[i] = static_cast<uint8_t>(c);
+    uint8_t c = base;
+    for (int k = 0; k < kSteps; ++k) c = static_cast<uint8_t>(c + (x[i] >= tk[k] ? step[k] : 0));
+    codes[i] = c;
+  }
+}
+
+template <int kSteps>
+void index_codes_fixed(uint8_t* codes, int64_t n, const uint8_t* levels) {
+  uint8_t step[kSteps];
+  for (int k = 0; k < kSteps; ++k) step[k] = static_cast<uint8_t>(levels[k + 1] - levels[k]);
+  const uint8_t base = levels[0];
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t index = codes[i];
+    uint8_t c = base;
+    for (int k = 0; k < kSteps; ++k) c = static_cast<uint8_t>(c + (index > k ? step[k] : 0));
+    codes[i] = c;
   }
 }
 }  // namespace
 
-void count_thresholds(const float* x, int64_t n, const float* thresholds, int count, uint8_t* codes) {
+void float_level_codes(const float* x, int64_t n, const float* thresholds, const uint8_t* levels, int count,
+                       uint8_t* codes) {
   switch (count) {
-    case 1: count_fixed<1>(x, n, thresholds, codes); return;
-    case 3: count_fixed<3>(x, n, thresholds, codes); return;
-    case 7: count_fixed<7>(x, n, thresholds, codes); return;
-    case 15: count_fixed<15>(x, n, thresholds, codes); return;
+    case 2: float_codes_fixed<1>(x, n, thresholds, levels, codes); return;
+    case 4: float_codes_fixed<3>(x, n, thresholds, levels, codes); return;
+    case 8: float_codes_fixed<7>(x, n, thresholds, levels, codes); return;
+    case 16: float_codes_fixed<15>(x, n, thresholds, levels, codes); return;
     default:
       for (int64_t i = 0; i < n; ++i) {
-        int c = 0;
-        for (int k = 0; k < count; ++k) c += x[i] >= thresholds[k] ? 1 : 0;
-        codes[i] = static_cast<uint8_t>(c);
+        int passed = 0;
+        for (int k = 0; k + 1 < count; ++k) passed += x[i] >= thresholds[k] ? 1 : 0;
+        codes[i] = levels[passed];
       }
+  }
+}
+
+void index_level_codes(uint8_t* codes, int64_t n, const uint8_t* levels, int count) {
+  switch (count) {
+    case 2: index_codes_fixed<1>(codes, n, levels); return;
+    case 4: index_codes_fixed<3>(codes, n, levels); return;
+    case 8: index_codes_fixed<7>(codes, n, levels); return;
+    case 16: index_codes_fixed<15>(codes, n, levels); return;
+    default:
+      for (int64_t i = 0; i < n; ++i) codes[i] = levels[codes[i]];
   }
 }
 

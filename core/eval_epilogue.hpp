@@ -44,10 +44,13 @@ struct ChannelTail {
 void quantized_tail_nhwc(const int32_t* acc, const float* residual, int64_t pixels, int64_t channels,
                          const ChannelTail& tail, float* y);
 
-// codes[i] = #{k < count : x[i] >= thresholds[k]} (NaN passes none): the level index of x for a
-// per-tensor activation quantizer given as ascending float thresholds (kernels/runtime/
-// packed_model.hpp FloatQuantizer). count <= 255. Exact comparisons, vectorised for the common
-// counts (1, 3, 7, 15).
-void count_thresholds(const float* x, int64_t n, const float* thresholds, int count, uint8_t* codes);
+// The code of each x[i] for a per-tensor activation quantizer given as ascending float thresholds
+// (kernels/runtime/packed_model.hpp FloatQuantizer): levels[#{k : x[i] >= thresholds[k]}], NaN
+// passing none. `count` levels (ascending codes), count - 1 thresholds. Computed as levels[0] plus the
+// level steps of the thresholds passed, branch-free, so the loop vectorises whatever the levels.
+void float_level_codes(const float* x, int64_t n, const float* thresholds, const uint8_t* levels, int count,
+                       uint8_t* codes);
+// In place: codes[i] = levels[codes[i]] for level indices codes[i] < count (the same step sum).
+void index_level_codes(uint8_t* codes, int64_t n, const uint8_t* levels, int count);
 
 }  // namespace bitgrad::core

@@ -7,6 +7,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -47,6 +48,24 @@ const ThresholdKernelRow& best_threshold_row(Tier cap) {
   return *best;
 }
 
+// Seconds for pack_input + run of one layer (the best of a few calls on pad-code input; the kernels'
+// speed does not depend on the values).
+double time_layer(const QConv& conv) {
+  const ConvSpec& spec = conv.spec();
+  std::vector<uint8_t> codes(static_cast<size_t>(spec.input_elements()), spec.pad_code);
+  AlignedVector<std::byte> packed(std::max<size_t>(conv.packed_input_bytes(), 64));
+  std::vector<int32_t> acc(static_cast<size_t>(spec.output_elements()));
+  double best = 1e30;
+  for (int i = 0; i < 4; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    conv.pack_input(codes.data(), packed.data());
+    conv.run(packed.data(), acc.data());
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (i > 0) best = std::min(best, t);  // the first call warms caches
+  }
+  return best;
+}
+
 bool is_identity(const std::vector<uint8_t>& levels) {
   for (size_t i = 0; i < levels.size(); ++i)
     if (levels[i] != i) return false;
@@ -65,12 +84,9 @@ void parallel_chunks(int64_t count, int64_t grain, F&& f) {
                     tbb::static_partitioner());
 }
 
-// codes[i] = q.code(x[i]) for n values: the number of thresholds passed, counted branch-free
-// (core::count_thresholds), then mapped through the levels when they are not 0..L-1.
+// codes[i] = q.code(x[i]) for n values (core::float_level_codes: vectorised, any levels).
 void float_codes(const FloatQuantizer& q, const float* x, int64_t n, uint8_t* codes) {
-  core::count_thresholds(x, n, q.thresholds.data(), static_cast<int>(q.thresholds.size()), codes);
-  if (!is_identity(q.levels))
-    for (int64_t i = 0; i < n; ++i) codes[i] = q.levels[codes[i]];
+  core::float_level_codes(x, n, q.thresholds.data(), q.levels.data(), static_cast<int>(q.levels.size()), codes);
 }
 
 // Element-wise passes below this many values run on the calling thread (batch-1 layers are a few
@@ -160,20 +176,34 @@ PackedRuntime::Plan& PackedRuntime::plan_for(int64_t batch) {
       ConvSpec spec = pc->spec;
       spec.batch = batch;
       std::string why;
-      const ConvKernelRow* row = nullptr;
+      std::vector<const ConvKernelRow*> candidates;
       if (options_.family) {
-        row = best_row(*options_.family, spec, pc->weights, tier_, why);
+        candidates.push_back(best_row(*options_.family, spec, pc->weights, tier_, why));
       } else {
-        if (spec.act_bits <= 2) row = best_row(Family::kBitserial, spec, pc->weights, tier_, why);
-        if (row == nullptr) row = best_row(Family::kInt8, spec, pc->weights, tier_, why);
+        if (spec.act_bits <= 2) candidates.push_back(best_row(Family::kBitserial, spec, pc->weights, tier_, why));
+        candidates.push_back(best_row(Family::kInt8, spec, pc->weights, tier_, why));
       }
-      check_lazy(row != nullptr, [&] {
+      std::erase(candidates, nullptr);
+      check_lazy(!candidates.empty(), [&] {
         return "packed runtime: " + pc->name + ": no " +
                (options_.family ? std::string(family_name(*options_.family)) + " " : std::string()) +
                "kernel up to tier " + std::string(tier_name(tier_)) + " runs " + spec.describe() +
                (why.empty() ? std::string() : " (" + why + ")");
       });
-      Plan::Layer layer{spec, row->prepare(spec, pc->weights)};
+      Plan::Layer layer{spec, candidates.front()->prepare(spec, pc->weights)};
+      if (candidates.size() > 1 && options_.autotune) {
+        // Every row computes the same integers; keep the one that runs this layer fastest here.
+        double best = time_layer(*layer.conv);
+        for (size_t k = 1; k < candidates.size(); ++k) {
+          std::unique_ptr<QConv> other = candidates[k]->prepare(spec, pc->weights);
+          if (const double t = time_layer(*other); t < best) {
+            best = t;
+            layer.conv = std::move(other);
+          }
+        }
+      } else if (candidates.size() > 1) {
+        layer.conv = candidates.back()->prepare(spec, pc->weights);  // the static rule: int8
+      }
       const auto io = static_cast<size_t>(std::max(spec.input_elements(), spec.output_elements()));
       plan->packed = std::max(plan->packed, std::max<size_t>(layer.conv->packed_input_bytes(), 64));
       plan->acc = std::max(plan->acc, static_cast<size_t>(spec.output_elements()));
@@ -297,10 +327,9 @@ void PackedRuntime::run_batch(const float* images, Plan& plan, Buffers& buf, flo
     // conv1 -> threshold epilogue -> conv2's codes, all integer.
     run_conv(l1, block.conv1, codes);
     epilogues_[bi].run(threshold_row, buf.acc.data(), l1.spec.out_pixels(), mid_codes);
-    if (!is_identity(block.conv1.out_levels)) {
-      const int64_t count = l1.spec.output_elements();
-      for (int64_t i = 0; i < count; ++i) mid_codes[i] = block.conv1.out_levels[mid_codes[i]];
-    }
+    if (!is_identity(block.conv1.out_levels))
+      core::index_level_codes(mid_codes, l1.spec.output_elements(), block.conv1.out_levels.data(),
+                              static_cast<int>(block.conv1.out_levels.size()));
     // conv2 -> rescale, batch norm, residual add, ReLU (float) -> next block's codes.
     run_conv(l2, block.conv2, mid_codes);
     const int64_t planes = l2.spec.out_channels, ho = l2.spec.out_height(), wo = l2.spec.out_width();

@@ -27,9 +27,12 @@
 namespace bitgrad::kernels {
 
 struct RuntimeOptions {
-  // Kernel family of every trunk convolution; nullopt: bit-serial where it can run the layer
-  // (2-bit activations, at most 4 weight values per channel), else int8.
+  // Kernel family of every trunk convolution; nullopt: per layer, the faster of the bit-serial row
+  // (when it can run the layer: 2-bit activation codes, at most 4 weight values per channel) and the
+  // int8 row, timed on that layer when its plan is prepared (autotune), or the int8 row without
+  // autotune. Every row computes the same integers: the choice changes speed only.
   std::optional<Family> family;
+  bool autotune = true;
   // Highest ISA tier to use (kernels/cpu.hpp); nullopt: max_tier(). A tier above cpu_tier() is an
   // Error.
   std::optional<Tier> tier;
