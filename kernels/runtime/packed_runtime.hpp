@@ -5,10 +5,11 @@
 // (core::quantized_tail_nhwc, the same compiled code as the QAT model's eval forward) and the block
 // output's codes come from per-tensor float thresholds. Per batch size the runtime prepares a plan
 // once (each layer's QConv) and keeps working buffers (activations, accumulators, packed inputs) for
-// reuse; the trunk allocates nothing per call. A batch of one image runs layer by layer with oneTBB
-// threads inside each kernel and epilogue; larger batches are split into micro-batches of up to 8
+// reuse; the trunk allocates nothing per call. A single image runs on the calling thread alone (its
+// layers are too small to split profitably); larger batches are split into micro-batches of up to 8
 // images, each run through the whole network by one thread (no synchronisation between layers, its
-// activations staying in that core's cache). forward() is not re-entrant: one call at a time per
+// activations staying in that core's cache); a traced batch runs layer by layer with oneTBB threads
+// inside each kernel and epilogue. forward() is not re-entrant: one call at a time per
 // PackedRuntime.
 // Not here: building the model (quant/export.hpp), the file format (packed_model.hpp).
 #pragma once
