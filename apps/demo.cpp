@@ -144,7 +144,7 @@ int run_demo(const std::vector<std::string>& argv) {
     line("W2A2 packed, " + r.tier + " kernels", packed_top1, packed_mib, &r);
   }
   for (const SpeedRow& r : speed.rows)
-    if (r.engine.starts_with("FP32 PyTorch")) line(r.engine + " (same network)", -1, fp32_mib, &r);
+    if (r.engine.starts_with("FP32 PyTorch")) line(r.engine, -1, fp32_mib, &r);
   if (!speed.pytorch_note.empty()) std::printf("  %s\n", speed.pytorch_note.c_str());
   std::printf("  packed = the QAT student exported: %s layer by layer on 1000 test images (step 4)\n",
               verify_rc == 0 ? "every code and accumulator equal to the QAT model's"

@@ -39,6 +39,21 @@ void set_threads(const Args& args) {
   if (const int64_t t = args.integer("threads", 0, 1024); t > 0) core::set_num_threads(static_cast<int>(t));
 }
 
+// The options infer and verify share: where the images come from, how many, and how the packed
+// runtime runs them.
+void packed_run_options(Args& args, const char* n_default, const char* n_help, const char* batch_default) {
+  args.option("dataset", "", "NAME", "data set (default: the one the packed model was exported for)")
+      .option("data", "", "DIR", "data directory (default: the data set's standard location)")
+      .option("split", "test", "SPLIT", "test or train")
+      .option("n", n_default, "N", n_help)
+      .option("batch-size", batch_default, "B", "images per batch")
+      .option("family", "auto", "NAME", "kernel family: auto (fastest per layer)|bitserial|int8|shift")
+      .option("tier", "auto", "NAME", "highest ISA tier: auto|scalar|avx2|avx512")
+      .option("threads", "0", "T", "worker threads (0 = BITGRAD_THREADS or all cores)")
+      .flag("json", "print the result as one JSON object on the last line")
+      .flag("help", "show this help");
+}
+
 kernels::RuntimeOptions runtime_options(const Args& args) {
   kernels::RuntimeOptions o;
   if (const std::string f = args.str("family"); f != "auto") o.family = kernels::parse_family(f);
@@ -116,17 +131,8 @@ int run_export(const std::vector<std::string>& argv) {
 
 int run_infer(const std::vector<std::string>& argv) {
   Args args("infer");
-  args.option("dataset", "", "NAME", "data set (default: the one the model was exported for)")
-      .option("data", "", "DIR", "data directory (default: the data set's standard location)")
-      .option("split", "test", "SPLIT", "test or train")
-      .option("n", "0", "N", "use only the first N images (0: all)")
-      .option("image", "", "INDEX", "predict one image of the split (its index) and print its scores")
-      .option("batch-size", "256", "B", "images per batch")
-      .option("family", "auto", "NAME", "kernel family: auto|bitserial|int8|shift")
-      .option("tier", "auto", "NAME", "highest ISA tier: auto|scalar|avx2|avx512")
-      .option("threads", "0", "T", "worker threads (0 = BITGRAD_THREADS or all cores)")
-      .flag("json", "print the result as one JSON object on the last line")
-      .flag("help", "show this help");
+  args.option("image", "", "INDEX", "predict one image of the split (its index) and print its scores");
+  packed_run_options(args, "0", "use only the first N images (0: all)", "256");
   args.parse(argv);
   if (args.on("help")) {
     std::printf("usage: bitgrad infer MODEL.bgpk [options]\n%s", args.help().c_str());
@@ -204,16 +210,7 @@ int run_infer(const std::vector<std::string>& argv) {
 
 int run_verify(const std::vector<std::string>& argv) {
   Args args("verify");
-  args.option("dataset", "", "NAME", "data set (default: the one the packed model was exported for)")
-      .option("data", "", "DIR", "data directory (default: the data set's standard location)")
-      .option("split", "test", "SPLIT", "test or train")
-      .option("n", "1000", "N", "compare on the first N images (0: all)")
-      .option("batch-size", "100", "B", "images per batch")
-      .option("family", "auto", "NAME", "kernel family: auto|bitserial|int8|shift")
-      .option("tier", "auto", "NAME", "highest ISA tier: auto|scalar|avx2|avx512")
-      .option("threads", "0", "T", "worker threads (0 = BITGRAD_THREADS or all cores)")
-      .flag("json", "print the result as one JSON object on the last line")
-      .flag("help", "show this help");
+  packed_run_options(args, "1000", "compare on the first N images (0: all)", "100");
   args.parse(argv);
   if (args.on("help")) {
     std::printf("usage: bitgrad verify QAT.safetensors MODEL.bgpk [options]\n%s", args.help().c_str());
