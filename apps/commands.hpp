@@ -9,6 +9,7 @@ namespace bitgrad::apps {
 
 int run_demo(const std::vector<std::string>& argv);
 int run_train(const std::vector<std::string>& argv);
+int run_distill(const std::vector<std::string>& argv);
 int run_eval(const std::vector<std::string>& argv);
 int run_export(const std::vector<std::string>& argv);
 int run_verify(const std::vector<std::string>& argv);

@@ -1,8 +1,9 @@
 // demo.cpp: `bitgrad demo`, the project's main job (scripts/demo.sh) on real Fashion-MNIST, in under 10
 // minutes on 2 cores:
 //   1. train a ResNet-20 FP32 teacher briefly (bitgrad train);
-//   2. train its W2A2 QAT student from the teacher's weights (bitgrad train --quant lint: learned-interval
-//      weights and activations at 2 bits, the EWGS/DAQ quantizer, which runs on the bit-serial kernels);
+//   2. train its W2A2 student from the teacher's weights with VA-QKD (bitgrad distill --method va-qkd:
+//      cross-entropy + KD from the teacher + KD from its virtual anchor; --quant lint: learned-interval
+//      weights and activations at 2 bits, the EWGS/DAQ quantizer);
 //   3. export the student to the packed format (bitgrad export);
 //   4. verify the packed model against the QAT model layer by layer on 1000 test images (bitgrad
 //      verify: every code and accumulator must match exactly);
@@ -44,6 +45,7 @@ int run_demo(const std::vector<std::string>& argv) {
       .option("student-epochs", "5", "N", "W2A2 student epochs")
       .option("train-limit", "10000", "N", "training images per epoch (the first N)")
       .option("quant", "lint", "METHOD", "the student's quantizer (bitgrad train --quant)")
+      .option("method", "va-qkd", "NAME", "the student's distillation: va-qkd or kd (bitgrad distill --method)")
       .option("seed", "1", "S", "random seed")
       .flag("no-pytorch", "do not time PyTorch")
       .flag("json", "print the summary as one JSON object on the last line")
@@ -71,13 +73,14 @@ int run_demo(const std::vector<std::string>& argv) {
   t_args.insert(t_args.end(), data.begin(), data.end());
   if (const int rc = run_train(t_args); rc != 0) return rc;
 
-  std::printf("== bitgrad demo 2/5: W2A2 student, quantization-aware training from the teacher ==\n");
+  std::printf("== bitgrad demo 2/5: W2A2 student, quantization-aware training with VA-QKD from the teacher ==\n");
   std::vector<std::string> s_args = {"--dataset", "fashion-mnist", "--model", "resnet20", "--init", teacher,
+                                     "--teacher", teacher, "--method", args.str("method"),
                                      "--quant", args.str("quant"), "--wbits", "2", "--abits", "2", "--epochs",
                                      std::to_string(args.integer("student-epochs", 1, 1000)), "--train-limit",
                                      limit, "--lr", "0.01", "--wd", "3e-5", "--seed", seed, "--out", student};
   s_args.insert(s_args.end(), data.begin(), data.end());
-  if (const int rc = run_train(s_args); rc != 0) return rc;
+  if (const int rc = run_distill(s_args); rc != 0) return rc;
 
   std::printf("== bitgrad demo 3/5: export to the packed format ==\n");
   std::vector<std::string> e_args = {student, "--out", packed_path};
@@ -138,7 +141,7 @@ int run_demo(const std::vector<std::string>& argv) {
     rows.push_back(std::move(j));
   };
   line("FP32 teacher (bitgrad engine)", fp32_top1, fp32_mib, ours);
-  line("W2A2 QAT student (fake quant)", qat_top1, -1, nullptr);
+  line("W2A2 " + args.str("method") + " student (fake quant)", qat_top1, -1, nullptr);
   for (const SpeedRow& r : speed.rows) {
     if (r.tier == "-") continue;
     line("W2A2 packed, " + r.tier + " kernels", packed_top1, packed_mib, &r);

@@ -16,6 +16,7 @@ constexpr const char* kUsage =
     "usage: bitgrad <command> [options]\n"
     "commands:\n"
     "  train     train a CIFAR ResNet (FP32, or its QAT twin with --quant) with checkpoints and resume\n"
+    "  distill   train with a teacher: KD or VA-QKD (virtual anchors) on top of train / QAT\n"
     "  eval      top-1, top-5 and per-class accuracy of a saved model\n"
     "  export    a QAT model -> packed model (.bgpk) for the integer kernels, with its size / BOPs report\n"
     "  verify    run a QAT model and its packed export side by side: layer-by-layer exact comparison\n"
@@ -40,13 +41,14 @@ int main(int argc, char** argv) {
     bitgrad::core::init_threads_from_env();
     if (command == "train") return bitgrad::apps::run_train(rest);
     if (command == "eval") return bitgrad::apps::run_eval(rest);
+    if (command == "distill") return bitgrad::apps::run_distill(rest);
     if (command == "demo") return bitgrad::apps::run_demo(rest);
     if (command == "export") return bitgrad::apps::run_export(rest);
     if (command == "verify") return bitgrad::apps::run_verify(rest);
     if (command == "infer") return bitgrad::apps::run_infer(rest);
     if (command == "bench") return bitgrad::apps::run_bench(rest);
     if (command == "plot") return bitgrad::apps::run_plot(rest);
-    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, eval, export, verify, infer, bench, demo, plot, help)\n",
+    std::fprintf(stderr, "bitgrad: unknown command '%s' (expected one of: train, distill, eval, export, verify, infer, bench, demo, plot, help)\n",
                  command.c_str());
     return 2;
   } catch (const bitgrad::Error& e) {

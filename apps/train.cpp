@@ -17,6 +17,8 @@
 #include "apps/args.hpp"
 #include "apps/commands.hpp"
 #include "apps/model_io.hpp"
+#include "distill/anchor.hpp"
+#include "distill/kd.hpp"
 #include "apps/progress.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
@@ -86,6 +88,64 @@ void load_init(const std::string& path, const ModelSpec& spec, nn::ResNetCifar& 
   nn::load_state_dict(model, without_training_state(std::move(file)), /*strict=*/true);
 }
 
+// Logit distillation from a teacher (`--teacher`, `--method`): the loss of each step becomes
+//   ce_weight * CE + kd_weight * KD(z_S, z_T) (+ anchor_weight * KD(z_S, Q(z_T, b)) for va-qkd),
+// KD = distill::kd_loss at the temperature, the teacher run in eval mode without a graph, the virtual
+// anchor (distill/anchor.hpp) computed from its logits on the fly.
+struct Distiller {
+  std::unique_ptr<nn::ResNetCifar> teacher;
+  bool anchor = false;
+  float temperature = 4.0f, ce_weight = 1.0f, kd_weight = 1.0f, anchor_weight = 1.0f;
+  int anchor_bits = 2;
+
+  Variable loss(const Variable& logits, const Variable& ce, const Tensor& images) const {
+    Tensor t;
+    {
+      autograd::NoGradGuard no_grad;
+      t = teacher->forward(Variable(images)).value();
+    }
+    Variable total = autograd::scale(ce, ce_weight) + autograd::scale(distill::kd_loss(logits, t, temperature), kd_weight);
+    if (anchor)
+      total = total + autograd::scale(distill::kd_loss(logits, distill::virtual_anchor(t, anchor_bits), temperature),
+                                      anchor_weight);
+    return total;
+  }
+};
+
+// The distiller of the options, or nullopt without --method; Error naming the option otherwise.
+std::optional<Distiller> distiller_from_args(const Args& args, const ModelSpec& spec) {
+  const std::string method = args.str("method");
+  if (method.empty()) {
+    for (const char* name : {"teacher", "temperature", "ce-weight", "kd-weight", "anchor-weight", "anchor-bits"})
+      check_lazy(!args.given(name), [&] {
+        return std::string("--") + name + ": only meaningful with --method kd|va-qkd (distillation)";
+      });
+    return std::nullopt;
+  }
+  check_lazy(method == "kd" || method == "va-qkd", [&] {
+    return "--method: expected kd or va-qkd (qkd and takd are not implemented yet), got '" + method + "'";
+  });
+  check(!args.str("teacher").empty(), "--method " + method + ": expected --teacher FILE (the teacher model)");
+  Distiller d;
+  LoadedModel loaded = load_trained_model(args.str("teacher"));
+  check_lazy(loaded.spec.classes == spec.classes && loaded.spec.channels == spec.channels, [&] {
+    return "--teacher '" + args.str("teacher") + "': expected a model of " + std::to_string(spec.classes) +
+           " classes on " + std::to_string(spec.channels) + "-channel images, found " +
+           std::to_string(loaded.spec.classes) + " classes, " + std::to_string(loaded.spec.channels) + " channels";
+  });
+  d.teacher = std::move(loaded.model);
+  d.teacher->eval();
+  d.anchor = method == "va-qkd";
+  d.temperature = static_cast<float>(args.number("temperature", 1e-3, 1e3));
+  d.ce_weight = static_cast<float>(args.number("ce-weight", 0.0, 1e6));
+  d.kd_weight = static_cast<float>(args.number("kd-weight", 0.0, 1e6));
+  d.anchor_weight = static_cast<float>(args.number("anchor-weight", 0.0, 1e6));
+  d.anchor_bits = static_cast<int>(args.integer("anchor-bits", 1, 8));
+  check(d.anchor || (!args.given("anchor-weight") && !args.given("anchor-bits")),
+        "--anchor-weight / --anchor-bits: only meaningful with --method va-qkd");
+  return d;
+}
+
 // The optimizer's groups: conv/linear weights with weight decay; BN, biases without; quantizer
 // parameters (names with ".quant.": clipping values, steps, output scales) without decay and with
 // their own learning-rate multiplier (EWGS trains them 100x slower than the weights).
@@ -142,6 +202,14 @@ int run_train(const std::vector<std::string>& argv) {
       .option("quant-lr-scale", "", "F", "learning-rate multiplier of the quantizer parameters "
               "(default: 0.01 for lint, as EWGS's 1e-5 vs 1e-3; 1 otherwise)")
       .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)")
+      .option("teacher", "", "FILE", "distillation: the teacher model (any saved ResNet of the same classes)")
+      .option("method", "", "NAME", "distillation: kd (CE + KD(teacher)) | va-qkd (CE + KD(teacher) + "
+              "KD(virtual anchor))")
+      .option("temperature", "4", "T", "distillation temperature (KD terms scaled by T^2)")
+      .option("ce-weight", "1", "W", "distillation: weight of the cross-entropy on the labels")
+      .option("kd-weight", "1", "W", "distillation: weight of KD(teacher)")
+      .option("anchor-weight", "1", "W", "va-qkd: weight of KD(virtual anchor)")
+      .option("anchor-bits", "2", "B", "va-qkd: bits b of the virtual anchor Q(z_T, b)")
       .option("log-steps", "0", "N", "also log the mean training loss of every N steps to <out>.steps.jsonl")
       .option("stop-after", "0", "E", "stop after epoch E as if interrupted (0 = run to the end)")
       .flag("no-augment", "train without random crop / flip")
@@ -181,6 +249,7 @@ int run_train(const std::vector<std::string>& argv) {
   nn::ResNetCifar model(nn::ResNetCifarConfig{spec.depth, spec.classes, spec.channels, spec.shortcut},
                         init_rng);
   const std::optional<quant::QuantPolicy> policy = policy_from_args(args);
+  const std::optional<Distiller> distill = distiller_from_args(args, spec);
   if (!args.str("init").empty()) load_init(args.str("init"), spec, model);
   if (policy) quant::quantize_model(model, *policy);
   const float quant_lr_scale = static_cast<float>(
@@ -220,6 +289,15 @@ int run_train(const std::vector<std::string>& argv) {
   recipe.set("schedule", nn::to_string(schedule_config)).set("epochs", epochs).set("batch_size", batch_size);
   recipe.set("seed", static_cast<int64_t>(seed)).set("train_images", train_loader.size());
   recipe.set("augment_crop_padding", train_options.augment.crop_padding).set("augment_flip", train_options.augment.flip);
+  if (distill) {
+    Json d = Json::object();
+    d.set("method", args.str("method")).set("teacher", args.str("teacher"));
+    d.set("temperature", static_cast<double>(distill->temperature)).set("ce_weight", static_cast<double>(distill->ce_weight));
+    d.set("kd_weight", static_cast<double>(distill->kd_weight));
+    if (distill->anchor)
+      d.set("anchor_weight", static_cast<double>(distill->anchor_weight)).set("anchor_bits", distill->anchor_bits);
+    recipe.set("distill", d);
+  }
   recipe.set("threads", core::num_threads());
 
   core::Rng hessian_rng(seed ^ 0x4855544348494e53ULL);  // Hutchinson probes ("HUTCHINS")
@@ -275,6 +353,13 @@ int run_train(const std::vector<std::string>& argv) {
                 core::num_threads(), optimizer_name.c_str(), lr, wd, nn::to_string(schedule_config).c_str(),
                 static_cast<long long>(batch_size), static_cast<long long>(epochs),
                 first_epoch > 0 ? (" (resuming after epoch " + std::to_string(first_epoch) + ")").c_str() : "");
+  if (distill)
+    std::printf("distill: %s from %s, T %g, loss = %g CE + %g KD(teacher)", args.str("method").c_str(),
+                args.str("teacher").c_str(), static_cast<double>(distill->temperature),
+                static_cast<double>(distill->ce_weight), static_cast<double>(distill->kd_weight));
+  if (distill && distill->anchor)
+    std::printf(" + %g KD(anchor, %d bits)", static_cast<double>(distill->anchor_weight), distill->anchor_bits);
+  if (distill) std::printf("\n");
   Json last = Json::object();
   const auto run_start = std::chrono::steady_clock::now();
   double train_seconds = 0.0;
@@ -326,7 +411,8 @@ int run_train(const std::vector<std::string>& argv) {
       const float step_lr = schedule.lr(epoch, step, steps);
       optimizer->set_lr(step_lr);
       const Variable logits = model.forward(Variable(batch->images));
-      const Variable loss = autograd::cross_entropy(logits, batch->labels);
+      Variable loss = autograd::cross_entropy(logits, batch->labels);
+      if (distill) loss = distill->loss(logits, loss, batch->images);
       const float l = loss.item();
       check_lazy(std::isfinite(l), [&] {
         return "train: the loss became " + std::to_string(l) + " at epoch " +
@@ -391,6 +477,23 @@ int run_train(const std::vector<std::string>& argv) {
     std::printf("%s\n", final_metrics.dump().c_str());
   }
   return 0;
+}
+
+int run_distill(const std::vector<std::string>& argv) {
+  bool teacher = false, method = false, help = false;
+  for (const std::string& a : argv) {
+    teacher = teacher || a == "--teacher";
+    method = method || a == "--method";
+    help = help || a == "--help";
+  }
+  if (help) {
+    std::printf("bitgrad distill = bitgrad train with a teacher: --teacher FILE --method kd|va-qkd are required;\n"
+                "every train option applies (e.g. --quant lint --wbits 2 --abits 2 --init FP32.safetensors).\n");
+    return run_train({"--help"});
+  }
+  check(teacher, "distill: expected --teacher FILE (the teacher model)");
+  check(method, "distill: expected --method kd|va-qkd");
+  return run_train(argv);
 }
 
 int run_eval(const std::vector<std::string>& argv) {

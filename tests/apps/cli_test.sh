@@ -5,9 +5,10 @@
 #  2. `eval` reads the checkpoint back and prints top-1/top-5/per-class, and --json ends stdout with JSON;
 #  3. QAT: `train --quant ... --init FP32` starts from the FP32 weights, its checkpoint records the
 #     policy, `eval` rebuilds the quantized model from it, and a resumed QAT run is byte-identical too;
-#  4. deploy: `export` writes a packed model, `verify` finds every code and accumulator equal to the
+#  4. distill: `distill --method va-qkd --teacher FP32` trains a QAT student with virtual anchors;
+#  5. deploy: `export` writes a packed model, `verify` finds every code and accumulator equal to the
 #     QAT model's (exit 0), `infer` reports accuracy and one image's prediction, `bench` prints its table;
-#  5. bad input gives one line on stderr and a non-zero exit.
+#  6. bad input gives one line on stderr and a non-zero exit.
 set -euo pipefail
 bitgrad=$1
 work=$(mktemp -d)
@@ -48,6 +49,14 @@ grep -q '"step":2,"epoch":1,"loss":' "$work/lint.steps.jsonl" || { echo "FAIL: s
 "$bitgrad" plot "$work/straight.log.jsonl" "$work/qat.log.jsonl" --y train_loss,test_top1 --out "$work/curves.png" > /dev/null
 [ "$(head -c 4 "$work/curves.png" | od -An -c | tr -d ' ')" = "211PNG" ] || { echo "FAIL: plot wrote no PNG"; exit 1; }
 echo "qat: ok"
+
+# Distillation: a QAT student trained against the FP32 checkpoint as teacher, with virtual anchors.
+"$bitgrad" distill --dataset synthetic --model resnet20 --epochs 1 --batch-size 64 --train-limit 128 --threads 2 \
+  --teacher "$work/straight.safetensors" --method va-qkd --anchor-bits 2 --quant lint --wbits 2 --abits 2 \
+  --init "$work/straight.safetensors" --out "$work/vaqkd.safetensors" > "$work/vaqkd.txt"
+grep -q "distill: va-qkd from" "$work/vaqkd.txt" || { echo "FAIL: distill announces no method"; cat "$work/vaqkd.txt"; exit 1; }
+"$bitgrad" eval "$work/vaqkd.safetensors" > /dev/null || { echo "FAIL: eval of the distilled checkpoint"; exit 1; }
+echo "distill: ok"
 
 # Deploy: the QAT model above (APoT W2A2, synthetic 3x32x32) exported, verified, run and timed.
 "$bitgrad" export "$work/qat.safetensors" --out "$work/qat.bgpk" --json > "$work/export.txt"
@@ -94,5 +103,9 @@ expect_error "takes 3x32x32 images" infer "$work/qat.bgpk" --dataset fashion-mni
 expect_error "not a safetensors\|header\|bad.safetensors" infer "$work/bad.safetensors"
 expect_error "expected --model" bench
 expect_error "no bitserial kernel" infer "$work/qat.bgpk" --family bitserial
+expect_error "expected --teacher" distill --method kd --dataset synthetic
+expect_error "expected kd or va-qkd" train --dataset synthetic --method takd --teacher "$work/straight.safetensors"
+expect_error "only meaningful with --method" train --dataset synthetic --teacher "$work/straight.safetensors"
+expect_error "only meaningful with --method va-qkd" train --dataset synthetic --method kd --teacher "$work/straight.safetensors" --anchor-bits 3
 echo "bad input: ok"
 echo "1 passed, 0 failed"

@@ -1,0 +1,83 @@
+// anchor_test.cpp: the virtual anchor of VA-QKD (distill/anchor.hpp): it keeps the teacher's arg-max,
+// takes at most 2^b distinct values per sample, lies on the sample's uniform grid, and carries no
+// gradient (it is a Tensor, and kd_loss against it sends gradient to the student only).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "autograd/ops.hpp"
+#include "core/rng.hpp"
+#include "distill/anchor.hpp"
+#include "distill/kd.hpp"
+
+namespace bitgrad::distill {
+namespace {
+
+using core::Shape;
+using core::Tensor;
+
+int64_t argmax_row(const float* z, int64_t n) { return std::max_element(z, z + n) - z; }
+
+TEST_CASE("Virtual anchor: teacher's arg-max kept, at most 2^b values per sample, on the grid", "[distill]") {
+  core::Rng rng(5);
+  for (int bits : {1, 2, 3, 4}) {
+    INFO("bits " << bits);
+    Tensor t = Tensor::empty(Shape{64, 10});
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = 4.0f * rng.normal();
+    // Near-ties with the maximum, which plain rounding would send to the top level too.
+    t.data()[0] = 5.0f;
+    t.data()[1] = 4.999f;
+    const Tensor a = virtual_anchor(t, bits);
+    REQUIRE(a.shape() == t.shape());
+    for (int64_t b = 0; b < 64; ++b) {
+      const float* z = t.data() + b * 10;
+      const float* v = a.data() + b * 10;
+      CHECK(argmax_row(v, 10) == argmax_row(z, 10));
+      const std::set<float> distinct(v, v + 10);
+      CHECK(distinct.size() <= static_cast<size_t>(1) << bits);
+      const float lo = *std::min_element(z, z + 10), hi = *std::max_element(z, z + 10);
+      CHECK(*std::min_element(v, v + 10) >= lo - 1e-5f);
+      CHECK(*std::max_element(v, v + 10) == Approx(hi));
+      const double step = (static_cast<double>(hi) - lo) / ((1 << bits) - 1);
+      for (int64_t c = 0; c < 10; ++c) {
+        const double level = (v[c] - lo) / step;
+        CHECK(std::fabs(level - std::round(level)) < 1e-3);
+        CHECK(std::fabs(v[c] - z[c]) <= step + 1e-5);  // nearest level, or one below the top
+      }
+    }
+  }
+}
+
+TEST_CASE("Virtual anchor: constant rows, shapes and bad input", "[distill]") {
+  Tensor same = Tensor::full(Shape{2, 4}, 1.5f);
+  const Tensor a = virtual_anchor(same, 2);
+  for (int64_t i = 0; i < a.numel(); ++i) CHECK(a.data()[i] == 1.5f);
+  CHECK_THROWS_WITH(virtual_anchor(Tensor::zeros(Shape{4}), 2), Catch::Contains("expected teacher logits [B, C]"));
+  CHECK_THROWS_WITH(virtual_anchor(Tensor::zeros(Shape{2, 3}), 0), Catch::Contains("anchor bits in 1..8"));
+  Tensor bad = Tensor::zeros(Shape{1, 3});
+  bad.data()[1] = std::nanf("");
+  CHECK_THROWS_WITH(virtual_anchor(bad, 2), Catch::Contains("finite"));
+}
+
+TEST_CASE("Virtual anchor as a KD target: gradient reaches the student only", "[distill]") {
+  core::Rng rng(9);
+  Tensor s = Tensor::empty(Shape{3, 5}), t = Tensor::empty(Shape{3, 5});
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    s.data()[i] = rng.normal();
+    t.data()[i] = 3.0f * rng.normal();
+  }
+  autograd::Variable student(s, true);
+  const Tensor anchor = virtual_anchor(t, 2);
+  const autograd::Variable loss = kd_loss(student, anchor, 4.0f);
+  loss.backward();
+  REQUIRE(student.grad().defined());
+  double norm = 0.0;
+  for (int64_t i = 0; i < s.numel(); ++i) norm += std::fabs(student.grad().data()[i]);
+  CHECK(norm > 0.0);
+  CHECK(std::isfinite(loss.item()));
+}
+
+}  // namespace
+}  // namespace bitgrad::distill
