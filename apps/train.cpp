@@ -17,8 +17,7 @@
 #include "apps/args.hpp"
 #include "apps/commands.hpp"
 #include "apps/model_io.hpp"
-#include "distill/anchor.hpp"
-#include "distill/kd.hpp"
+#include "distill/objective.hpp"
 #include "apps/progress.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
@@ -88,27 +87,21 @@ void load_init(const std::string& path, const ModelSpec& spec, nn::ResNetCifar& 
   nn::load_state_dict(model, without_training_state(std::move(file)), /*strict=*/true);
 }
 
-// Logit distillation from a teacher (`--teacher`, `--method`): the loss of each step becomes
-//   ce_weight * CE + kd_weight * KD(z_S, z_T) (+ anchor_weight * KD(z_S, Q(z_T, b)) for va-qkd),
-// KD = distill::kd_loss at the temperature, the teacher run in eval mode without a graph, the virtual
-// anchor (distill/anchor.hpp) computed from its logits on the fly.
+// Logit distillation from a teacher (`--teacher`, `--method`): the loss of each step is
+// distill::logit_distill_loss (CE + KD(teacher), + KD(virtual anchor) for va-qkd), the teacher run in
+// eval mode without a graph.
 struct Distiller {
   std::unique_ptr<nn::ResNetCifar> teacher;
   bool anchor = false;
-  float temperature = 4.0f, ce_weight = 1.0f, kd_weight = 1.0f, anchor_weight = 1.0f;
-  int anchor_bits = 2;
+  distill::LogitDistillConfig config;
 
-  Variable loss(const Variable& logits, const Variable& ce, const Tensor& images) const {
+  Variable loss(const Variable& logits, std::span<const int64_t> labels, const Tensor& images) const {
     Tensor t;
     {
       autograd::NoGradGuard no_grad;
       t = teacher->forward(Variable(images)).value();
     }
-    Variable total = autograd::scale(ce, ce_weight) + autograd::scale(distill::kd_loss(logits, t, temperature), kd_weight);
-    if (anchor)
-      total = total + autograd::scale(distill::kd_loss(logits, distill::virtual_anchor(t, anchor_bits), temperature),
-                                      anchor_weight);
-    return total;
+    return distill::logit_distill_loss(logits, t, labels, config);
   }
 };
 
@@ -136,11 +129,11 @@ std::optional<Distiller> distiller_from_args(const Args& args, const ModelSpec& 
   d.teacher = std::move(loaded.model);
   d.teacher->eval();
   d.anchor = method == "va-qkd";
-  d.temperature = static_cast<float>(args.number("temperature", 1e-3, 1e3));
-  d.ce_weight = static_cast<float>(args.number("ce-weight", 0.0, 1e6));
-  d.kd_weight = static_cast<float>(args.number("kd-weight", 0.0, 1e6));
-  d.anchor_weight = static_cast<float>(args.number("anchor-weight", 0.0, 1e6));
-  d.anchor_bits = static_cast<int>(args.integer("anchor-bits", 1, 8));
+  d.config.temperature = static_cast<float>(args.number("temperature", 1e-3, 1e3));
+  d.config.ce = static_cast<float>(args.number("ce-weight", 0.0, 1e6));
+  d.config.kd = static_cast<float>(args.number("kd-weight", 0.0, 1e6));
+  d.config.anchor = d.anchor ? static_cast<float>(args.number("anchor-weight", 0.0, 1e6)) : 0.0f;
+  d.config.anchor_bits = static_cast<int>(args.integer("anchor-bits", 1, 8));
   check(d.anchor || (!args.given("anchor-weight") && !args.given("anchor-bits")),
         "--anchor-weight / --anchor-bits: only meaningful with --method va-qkd");
   return d;
@@ -292,10 +285,10 @@ int run_train(const std::vector<std::string>& argv) {
   if (distill) {
     Json d = Json::object();
     d.set("method", args.str("method")).set("teacher", args.str("teacher"));
-    d.set("temperature", static_cast<double>(distill->temperature)).set("ce_weight", static_cast<double>(distill->ce_weight));
-    d.set("kd_weight", static_cast<double>(distill->kd_weight));
+    d.set("temperature", static_cast<double>(distill->config.temperature));
+    d.set("ce_weight", static_cast<double>(distill->config.ce)).set("kd_weight", static_cast<double>(distill->config.kd));
     if (distill->anchor)
-      d.set("anchor_weight", static_cast<double>(distill->anchor_weight)).set("anchor_bits", distill->anchor_bits);
+      d.set("anchor_weight", static_cast<double>(distill->config.anchor)).set("anchor_bits", distill->config.anchor_bits);
     recipe.set("distill", d);
   }
   recipe.set("threads", core::num_threads());
@@ -355,10 +348,10 @@ int run_train(const std::vector<std::string>& argv) {
                 first_epoch > 0 ? (" (resuming after epoch " + std::to_string(first_epoch) + ")").c_str() : "");
   if (distill)
     std::printf("distill: %s from %s, T %g, loss = %g CE + %g KD(teacher)", args.str("method").c_str(),
-                args.str("teacher").c_str(), static_cast<double>(distill->temperature),
-                static_cast<double>(distill->ce_weight), static_cast<double>(distill->kd_weight));
+                args.str("teacher").c_str(), static_cast<double>(distill->config.temperature),
+                static_cast<double>(distill->config.ce), static_cast<double>(distill->config.kd));
   if (distill && distill->anchor)
-    std::printf(" + %g KD(anchor, %d bits)", static_cast<double>(distill->anchor_weight), distill->anchor_bits);
+    std::printf(" + %g KD(anchor, %d bits)", static_cast<double>(distill->config.anchor), distill->config.anchor_bits);
   if (distill) std::printf("\n");
   Json last = Json::object();
   const auto run_start = std::chrono::steady_clock::now();
@@ -411,8 +404,8 @@ int run_train(const std::vector<std::string>& argv) {
       const float step_lr = schedule.lr(epoch, step, steps);
       optimizer->set_lr(step_lr);
       const Variable logits = model.forward(Variable(batch->images));
-      Variable loss = autograd::cross_entropy(logits, batch->labels);
-      if (distill) loss = distill->loss(logits, loss, batch->images);
+      const Variable loss = distill ? distill->loss(logits, batch->labels, batch->images)
+                                    : autograd::cross_entropy(logits, batch->labels);
       const float l = loss.item();
       check_lazy(std::isfinite(l), [&] {
         return "train: the loss became " + std::to_string(l) + " at epoch " +
