@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <vector>
 
 #include "autograd/ops.hpp"
 #include "core/rng.hpp"
 #include "distill/anchor.hpp"
 #include "distill/kd.hpp"
+#include "distill/objective.hpp"
 
 namespace bitgrad::distill {
 namespace {
@@ -77,6 +79,28 @@ TEST_CASE("Virtual anchor as a KD target: gradient reaches the student only", "[
   for (int64_t i = 0; i < s.numel(); ++i) norm += std::fabs(student.grad().data()[i]);
   CHECK(norm > 0.0);
   CHECK(std::isfinite(loss.item()));
+}
+
+TEST_CASE("logit_distill_loss is CE + KD (+ anchor KD) with their weights", "[distill]") {
+  core::Rng rng(3);
+  Tensor s = Tensor::empty(Shape{4, 6}), t = Tensor::empty(Shape{4, 6});
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    s.data()[i] = rng.normal();
+    t.data()[i] = 2.0f * rng.normal();
+  }
+  const std::vector<int64_t> labels = {0, 5, 2, 3};
+  const autograd::Variable student(s, false);
+  const float ce = autograd::cross_entropy(student, labels).item();
+  const float kd = kd_loss(student, t, 3.0f).item();
+  const float ak = kd_loss(student, virtual_anchor(t, 2), 3.0f).item();
+  LogitDistillConfig c;
+  c.temperature = 3.0f;
+  c.ce = 0.5f;
+  c.kd = 2.0f;
+  CHECK(logit_distill_loss(student, t, labels, c).item() == Approx(0.5f * ce + 2.0f * kd).epsilon(1e-5));
+  c.anchor = 1.5f;
+  CHECK(logit_distill_loss(student, t, labels, c).item() ==
+        Approx(0.5f * ce + 2.0f * kd + 1.5f * ak).epsilon(1e-5));
 }
 
 }  // namespace
