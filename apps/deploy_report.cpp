@@ -15,20 +15,6 @@ namespace {
 
 using core::Json;
 
-int policy_bits(const kernels::PackedResNet& m, const char* key, int fallback) {
-  const Json* p = m.source.find("policy");
-  if (p == nullptr || !p->is_object()) return fallback;
-  const Json* v = p->find(key);
-  return v != nullptr && v->is_number() ? static_cast<int>(v->as_number()) : fallback;
-}
-
-std::string policy_text(const kernels::PackedResNet& m, const char* key) {
-  const Json* p = m.source.find("policy");
-  if (p == nullptr || !p->is_object()) return "?";
-  const Json* v = p->find(key);
-  return v != nullptr && v->is_string() ? v->as_string() : "?";
-}
-
 // "(n, y, x, c)" of element i of an NHWC tensor with the spec's output (or input) geometry.
 std::string position(int64_t i, int64_t h, int64_t w, int64_t c) {
   const int64_t ch = i % c, x = (i / c) % w, y = (i / (c * w)) % h;
@@ -43,6 +29,20 @@ int64_t nhwc_index(const core::Shape& nchw, int64_t i) {
 }
 
 }  // namespace
+
+int policy_bits(const kernels::PackedResNet& m, const char* key, int fallback) {
+  const Json* p = m.source.find("policy");
+  if (p == nullptr || !p->is_object()) return fallback;
+  const Json* v = p->find(key);
+  return v != nullptr && v->is_number() ? static_cast<int>(v->as_number()) : fallback;
+}
+
+std::string policy_text(const kernels::PackedResNet& m, const char* key) {
+  const Json* p = m.source.find("policy");
+  if (p == nullptr || !p->is_object()) return "?";
+  const Json* v = p->find(key);
+  return v != nullptr && v->is_string() ? v->as_string() : "?";
+}
 
 Json size_report(const kernels::PackedResNet& m, const std::string& path) {
   const int wbits = policy_bits(m, "weight_bits", 2), abits = policy_bits(m, "act_bits", 2);

@@ -17,6 +17,11 @@
 
 namespace bitgrad::apps {
 
+// The quantization policy's field `key` as the exporter recorded it in the model's source
+// ("weight_bits", "act_bits", "method", "edge"), or the fallback when absent.
+int policy_bits(const kernels::PackedResNet& model, const char* key, int fallback);
+std::string policy_text(const kernels::PackedResNet& model, const char* key);  // "?" when absent
+
 // Sizes (bytes of the file at `path` when it exists, of the packed weights, of the float parts, of the
 // FP32 model's parameters and BN statistics) and BOPs per image (quantized layers at their bits; float
 // layers at 32 x 32, fake-quantized int8 edge weights at 8 x 32; the FP32 model at 32 x 32).

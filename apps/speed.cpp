@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "apps/deploy_report.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
@@ -151,21 +152,8 @@ SpeedTable measure_speed(const kernels::PackedResNet& m, const SpeedOptions& o) 
   table.threads = core::num_threads();
   core::Rng rng(7);
   const Tensor one = random_images(rng, 1, m), many = random_images(rng, o.batch, m);
-  const int wbits = [&] {
-    const Json* p = m.source.find("policy");
-    const Json* b = p != nullptr && p->is_object() ? p->find("weight_bits") : nullptr;
-    return b != nullptr && b->is_number() ? static_cast<int>(b->as_number()) : 0;
-  }();
-  const int abits = [&] {
-    const Json* p = m.source.find("policy");
-    const Json* b = p != nullptr && p->is_object() ? p->find("act_bits") : nullptr;
-    return b != nullptr && b->is_number() ? static_cast<int>(b->as_number()) : 0;
-  }();
-  const std::string method = [&] {
-    const Json* p = m.source.find("policy");
-    const Json* b = p != nullptr && p->is_object() ? p->find("method") : nullptr;
-    return b != nullptr && b->is_string() ? b->as_string() : std::string("?");
-  }();
+  const int wbits = policy_bits(m, "weight_bits", 0), abits = policy_bits(m, "act_bits", 0);
+  const std::string method = policy_text(m, "method");
   std::vector<std::unique_ptr<kernels::PackedRuntime>> runtimes;
   for (int t = static_cast<int>(kernels::cpu_tier()); t >= 0; --t) {
     const auto tier = static_cast<kernels::Tier>(t);

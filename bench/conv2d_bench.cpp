@@ -6,10 +6,10 @@
 #include <benchmark/benchmark.h>
 #include <tbb/parallel_for.h>
 
-#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "bench_threads.hpp"
 #include "core/conv.hpp"
 #include "core/rng.hpp"
 #include "core/tensor_ops.hpp"
@@ -146,9 +146,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* env = std::getenv("BITGRAD_THREADS");
-  if (env != nullptr && *env != '\0') bitgrad::core::init_threads_from_env();
-  else bitgrad::core::set_num_threads(2);
+  bitgrad::bench::init_bench_threads();
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -12,14 +12,13 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bench_threads.hpp"
 #include "autograd/ops.hpp"
 #include "core/rng.hpp"
-#include "core/threads.hpp"
 #include "kernels/cpu.hpp"
 #include "kernels/runtime/packed_runtime.hpp"
 #include "nn/resnet_cifar.hpp"
@@ -61,11 +60,6 @@ kernels::PackedResNet packed_resnet20(quant::QuantMethod method, int bits, int64
   return quant::export_resnet(model, policy, hw, hw);
 }
 
-void set_threads() {
-  const char* env = std::getenv("BITGRAD_THREADS");
-  bitgrad::core::set_num_threads(env != nullptr ? std::atoi(env) : 2);
-}
-
 void report(benchmark::State& state, int64_t batch) {
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
@@ -73,7 +67,6 @@ void report(benchmark::State& state, int64_t batch) {
 
 void bm_packed(benchmark::State& state, quant::QuantMethod method, int bits, int64_t c, int64_t hw,
                kernels::Tier tier) {
-  set_threads();
   const int64_t batch = state.range(0);
   kernels::RuntimeOptions options;
   options.tier = tier;
@@ -91,7 +84,6 @@ void bm_packed(benchmark::State& state, quant::QuantMethod method, int bits, int
 }
 
 void bm_fp32(benchmark::State& state, int64_t c, int64_t hw) {
-  set_threads();
   const int64_t batch = state.range(0);
   Rng rng(1);
   nn::ResNetCifar model(nn::ResNetCifarConfig{20, 10, c, nn::Shortcut::kA}, rng);
@@ -143,4 +135,11 @@ struct Register {
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  bitgrad::bench::init_bench_threads();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

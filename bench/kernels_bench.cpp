@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench_threads.hpp"
 #include "core/conv.hpp"
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
@@ -597,11 +598,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* env = std::getenv("BITGRAD_THREADS");
-  if (env != nullptr && *env != '\0')
-    bitgrad::core::init_threads_from_env();
-  else
-    bitgrad::core::set_num_threads(2);
+  bitgrad::bench::init_bench_threads();
   g_threads = bitgrad::core::num_threads();
   const char* verify = std::getenv("BITGRAD_BENCH_VERIFY");
   g_verify = verify == nullptr || std::string(verify) != "0";

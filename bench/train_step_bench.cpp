@@ -15,11 +15,11 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "bench_threads.hpp"
 #include "autograd/ops.hpp"
 #include "core/rng.hpp"
 #include "core/threads.hpp"
@@ -53,6 +53,14 @@ void set_images_per_second(benchmark::State& state, int64_t batch) {
   state.counters["threads"] = bitgrad::core::num_threads();
 }
 
+// Warm-up steps, then the timed loop of one training step (returning its loss) at kTrainBatch.
+template <typename Step>
+void time_steps(benchmark::State& state, Step& step) {
+  for (int i = 0; i < kWarmupSteps; ++i) step();
+  for (auto _ : state) benchmark::DoNotOptimize(step());
+  set_images_per_second(state, kTrainBatch);
+}
+
 // The training step of the float model, or (with `method`) of its W2A2 QAT twin, calibrated on the
 // batch first as `bitgrad train` does.
 void bm_train_step(benchmark::State& state, Input in, std::optional<bitgrad::quant::QuantMethod> method) {
@@ -82,9 +90,7 @@ void bm_train_step(benchmark::State& state, Input in, std::optional<bitgrad::qua
     sgd.step();
     return loss.item();
   };
-  for (int i = 0; i < kWarmupSteps; ++i) step();
-  for (auto _ : state) benchmark::DoNotOptimize(step());
-  set_images_per_second(state, kTrainBatch);
+  time_steps(state, step);
 }
 
 // One distillation step of the W2A2 learned-interval student (`bitgrad distill`'s loop): the FP32
@@ -122,9 +128,7 @@ void bm_distill_step(benchmark::State& state, Input in, bool anchor) {
     sgd.step();
     return loss.item();
   };
-  for (int i = 0; i < kWarmupSteps; ++i) step();
-  for (auto _ : state) benchmark::DoNotOptimize(step());
-  set_images_per_second(state, kTrainBatch);
+  time_steps(state, step);
 }
 
 void bm_eval_forward(benchmark::State& state, Input in, int64_t batch) {
@@ -178,11 +182,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* env = std::getenv("BITGRAD_THREADS");
-  if (env != nullptr && *env != '\0')
-    bitgrad::core::init_threads_from_env();
-  else
-    bitgrad::core::set_num_threads(2);
+  bitgrad::bench::init_bench_threads();
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

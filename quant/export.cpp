@@ -64,10 +64,6 @@ int bits_for(int64_t count) {  // smallest b with 2^b >= count, at least 1
   return b;
 }
 
-std::vector<float> bn_field(const autograd::BatchNormAffine& a, int which) {
-  return which == 0 ? a.mean : which == 1 ? a.scale : a.offset;
-}
-
 autograd::BatchNormAffine bn_affine(nn::BatchNorm2d& bn) {
   return autograd::batch_norm_eval_affine(bn.weight().defined() ? bn.weight().value() : Tensor(),
                                           bn.bias().defined() ? bn.bias().value() : Tensor(), bn.running_mean(),
@@ -305,9 +301,9 @@ kernels::PackedResNet export_resnet(nn::ResNetCifar& model, const QuantPolicy& p
   p.stem_weight = edge_weight(model.conv1().quantizer(), model.conv1().weight(), "conv1");
   check(!model.conv1().bias().defined(), "export: conv1: expected no bias");
   const autograd::BatchNormAffine stem_bn = bn_affine(model.bn1());
-  p.stem_bn_mean = bn_field(stem_bn, 0);
-  p.stem_bn_scale = bn_field(stem_bn, 1);
-  p.stem_bn_offset = bn_field(stem_bn, 2);
+  p.stem_bn_mean = stem_bn.mean;
+  p.stem_bn_scale = stem_bn.scale;
+  p.stem_bn_offset = stem_bn.offset;
 
   // Trunk convolutions in order, with their input sizes.
   struct BlockConvs {
@@ -338,9 +334,9 @@ kernels::PackedResNet export_resnet(nn::ResNetCifar& model, const QuantPolicy& p
     pb.conv1.bias.clear();
     pb.conv2 = std::move(bc.conv2.packed);
     const autograd::BatchNormAffine bn2 = bn_affine(bc.block->bn2());
-    pb.conv2.bn_mean = bn_field(bn2, 0);
-    pb.conv2.bn_scale = bn_field(bn2, 1);
-    pb.conv2.bn_offset = bn_field(bn2, 2);
+    pb.conv2.bn_mean = bn2.mean;
+    pb.conv2.bn_scale = bn2.scale;
+    pb.conv2.bn_offset = bn2.offset;
     if (i + 1 < blocks.size()) pb.out_codes = float_thresholds(*blocks[i + 1].conv1.input, blocks[i + 1].prefix + ".conv1 input");
     p.blocks.push_back(std::move(pb));
   }

@@ -29,36 +29,12 @@ std::vector<int8_t> random_weights(const ConvSpec& s, std::mt19937& rng, int lo,
   return w;
 }
 
-// The randomized layer set: every channel count of the brief against every output-channel tail over
-// the test, kernels 1/3, strides 1/2, pads 0/1, 1..8-bit codes with non-zero pad codes.
-std::vector<ConvSpec> random_layers() {
+// The randomized layer set (kernel_test_util.hpp) plus a 64-channel GEMM at 8 bits.
+std::vector<ConvSpec> int8_layers() {
   std::mt19937 rng(20240505);
-  const int64_t cins[] = {1, 3, 16, 17, 31, 32, 33, 64, 100};
   const int64_t couts[] = {1, 15, 17, 33, 16, 64, 80};
-  const int bits[] = {1, 2, 3, 4, 7, 8};
-  std::vector<ConvSpec> layers;
-  int i = 0;
-  for (int64_t cin : cins) {
-    for (int rep = 0; rep < 3; ++rep, ++i) {
-      const int64_t k = (i % 3 == 2) ? 1 : 3;
-      const int64_t stride = 1 + (i / 2) % 2;
-      const int64_t pad = k == 3 ? (i % 4 == 0 ? 0 : 1) : 0;
-      const int b = bits[static_cast<std::size_t>(i) % std::size(bits)];
-      std::uniform_int_distribution<int> size(k, 7);
-      std::uniform_int_distribution<int> code(0, (1 << b) - 1);
-      layers.push_back(layer(1 + i % 2, size(rng), size(rng), cin,
-                             couts[static_cast<std::size_t>(i) % std::size(couts)], k, stride, pad,
-                             b, code(rng)));
-    }
-  }
-  // Padding-heavy tiny images, a batch of them, non-zero pad codes.
-  layers.push_back(layer(3, 1, 1, 17, 15, 3, 1, 1, 2, 3));
-  layers.push_back(layer(2, 2, 3, 33, 17, 3, 1, 1, 4, 9));
-  layers.push_back(layer(2, 2, 3, 5, 33, 3, 2, 1, 8, 200));
-  // GEMM shapes: 1x1 images, batch = rows.
-  layers.push_back(layer(37, 1, 1, 100, 33, 1, 1, 0, 2, 0));
+  std::vector<ConvSpec> layers = testing::random_layers(rng, couts);
   layers.push_back(layer(13, 1, 1, 64, 64, 1, 1, 0, 8, 0));
-  layers.push_back(layer(5, 1, 1, 1, 1, 1, 1, 0, 1, 0));
   return layers;
 }
 
@@ -66,7 +42,7 @@ std::vector<ConvSpec> random_layers() {
 
 TEST_CASE("int8 rows equal conv_codes__ref on randomized layers", "[kernel][int8]") {
   std::mt19937 rng(7);
-  const std::vector<ConvSpec> layers = random_layers();
+  const std::vector<ConvSpec> layers = int8_layers();
   for (const ConvKernelRow* row : family_rows(Family::kInt8)) {
     if (!runnable(*row)) continue;
     for (const ConvSpec& s : layers) {

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <iterator>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "kernels/conv.hpp"
@@ -84,6 +86,36 @@ inline ConvSpec layer(int64_t batch, int64_t h, int64_t w, int64_t cin, int64_t 
   s.act_bits = act_bits;
   s.pad_code = static_cast<uint8_t>(pad_code);
   return s;
+}
+
+// The randomized layer set of the int8 and shift tests, drawn from rng: every channel count
+// (1, 3, 16, 17, 31, 32, 33, 64, 100; three layers each) against the output-channel counts `couts`
+// in turn, kernels 1/3, strides 1/2, pads 0/1, 1..8-bit codes with non-zero pad codes; then
+// padding-heavy tiny images (a batch of them) and GEMM shapes (1x1 images, batch = rows).
+inline std::vector<ConvSpec> random_layers(std::mt19937& rng, std::span<const int64_t> couts) {
+  const int64_t cins[] = {1, 3, 16, 17, 31, 32, 33, 64, 100};
+  const int bits[] = {1, 2, 3, 4, 7, 8};
+  std::vector<ConvSpec> layers;
+  int i = 0;
+  for (int64_t cin : cins) {
+    for (int rep = 0; rep < 3; ++rep, ++i) {
+      const int64_t k = (i % 3 == 2) ? 1 : 3;
+      const int64_t stride = 1 + (i / 2) % 2;
+      const int64_t pad = k == 3 ? (i % 4 == 0 ? 0 : 1) : 0;
+      const int b = bits[static_cast<std::size_t>(i) % std::size(bits)];
+      std::uniform_int_distribution<int> size(static_cast<int>(k), 7);
+      std::uniform_int_distribution<int> code(0, (1 << b) - 1);
+      layers.push_back(layer(1 + i % 2, size(rng), size(rng), cin,
+                             couts[static_cast<std::size_t>(i) % couts.size()], k, stride, pad, b,
+                             code(rng)));
+    }
+  }
+  layers.push_back(layer(3, 1, 1, 17, 15, 3, 1, 1, 2, 3));
+  layers.push_back(layer(2, 2, 3, 33, 17, 3, 1, 1, 4, 9));
+  layers.push_back(layer(2, 2, 3, 5, 33, 3, 2, 1, 8, 200));
+  layers.push_back(layer(37, 1, 1, 100, 33, 1, 1, 0, 2, 0));
+  layers.push_back(layer(5, 1, 1, 1, 1, 1, 1, 0, 1, 0));
+  return layers;
 }
 
 inline std::vector<uint8_t> random_codes(const ConvSpec& s, std::mt19937& rng) {

@@ -98,29 +98,8 @@ TEST_CASE("every APoT weight lattice of quant/apot_math.hpp fits the shift kerne
 
 TEST_CASE("shift rows equal conv_codes__ref on randomized APoT layers", "[kernel][shift]") {
   std::mt19937 rng(20240506);
-  const int64_t cins[] = {1, 3, 16, 17, 31, 32, 33, 64, 100};
   const int64_t couts[] = {1, 15, 17, 33, 31, 64, 80};
-  const int bits[] = {1, 2, 3, 4, 7, 8};
-  std::vector<ConvSpec> layers;
-  int i = 0;
-  for (int64_t cin : cins) {
-    for (int rep = 0; rep < 3; ++rep, ++i) {
-      const int64_t k = (i % 3 == 2) ? 1 : 3;
-      const int64_t stride = 1 + (i / 2) % 2;
-      const int64_t pad = k == 3 ? (i % 4 == 0 ? 0 : 1) : 0;
-      const int b = bits[static_cast<std::size_t>(i) % std::size(bits)];
-      std::uniform_int_distribution<int> size(static_cast<int>(k), 7);
-      std::uniform_int_distribution<int> code(0, (1 << b) - 1);
-      layers.push_back(layer(1 + i % 2, size(rng), size(rng), cin,
-                             couts[static_cast<std::size_t>(i) % std::size(couts)], k, stride, pad,
-                             b, code(rng)));
-    }
-  }
-  layers.push_back(layer(3, 1, 1, 17, 15, 3, 1, 1, 2, 3));  // padding-heavy tiny images
-  layers.push_back(layer(2, 2, 3, 33, 17, 3, 1, 1, 4, 9));
-  layers.push_back(layer(2, 2, 3, 5, 33, 3, 2, 1, 8, 200));
-  layers.push_back(layer(37, 1, 1, 100, 33, 1, 1, 0, 2, 0));  // GEMM shapes
-  layers.push_back(layer(5, 1, 1, 1, 1, 1, 1, 0, 1, 0));
+  const std::vector<ConvSpec> layers = random_layers(rng, couts);
   // Weight sets: APoT 2-bit (ternary: the shift-free form), 3-bit (single powers: one term), 4- and
   // 5-bit (two terms), and every two-term int8 value (exponents up to 7, signs mixed as in 7 = 8 -
   // 1).
