@@ -16,8 +16,8 @@
 
 #include "apps/args.hpp"
 #include "apps/commands.hpp"
+#include "apps/distiller.hpp"
 #include "apps/model_io.hpp"
-#include "distill/objective.hpp"
 #include "apps/progress.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
@@ -87,58 +87,6 @@ void load_init(const std::string& path, const ModelSpec& spec, nn::ResNetCifar& 
   nn::load_state_dict(model, without_training_state(std::move(file)), /*strict=*/true);
 }
 
-// Logit distillation from a teacher (`--teacher`, `--method`): the loss of each step is
-// distill::logit_distill_loss (CE + KD(teacher), + KD(virtual anchor) for va-qkd), the teacher run in
-// eval mode without a graph.
-struct Distiller {
-  std::unique_ptr<nn::ResNetCifar> teacher;
-  bool anchor = false;
-  distill::LogitDistillConfig config;
-
-  Variable loss(const Variable& logits, std::span<const int64_t> labels, const Tensor& images) const {
-    Tensor t;
-    {
-      autograd::NoGradGuard no_grad;
-      t = teacher->forward(Variable(images)).value();
-    }
-    return distill::logit_distill_loss(logits, t, labels, config);
-  }
-};
-
-// The distiller of the options, or nullopt without --method; Error naming the option otherwise.
-std::optional<Distiller> distiller_from_args(const Args& args, const ModelSpec& spec) {
-  const std::string method = args.str("method");
-  if (method.empty()) {
-    for (const char* name : {"teacher", "temperature", "ce-weight", "kd-weight", "anchor-weight", "anchor-bits"})
-      check_lazy(!args.given(name), [&] {
-        return std::string("--") + name + ": only meaningful with --method kd|va-qkd (distillation)";
-      });
-    return std::nullopt;
-  }
-  check_lazy(method == "kd" || method == "va-qkd", [&] {
-    return "--method: expected kd or va-qkd (qkd and takd are not implemented yet), got '" + method + "'";
-  });
-  check(!args.str("teacher").empty(), "--method " + method + ": expected --teacher FILE (the teacher model)");
-  Distiller d;
-  LoadedModel loaded = load_trained_model(args.str("teacher"));
-  check_lazy(loaded.spec.classes == spec.classes && loaded.spec.channels == spec.channels, [&] {
-    return "--teacher '" + args.str("teacher") + "': expected a model of " + std::to_string(spec.classes) +
-           " classes on " + std::to_string(spec.channels) + "-channel images, found " +
-           std::to_string(loaded.spec.classes) + " classes, " + std::to_string(loaded.spec.channels) + " channels";
-  });
-  d.teacher = std::move(loaded.model);
-  d.teacher->eval();
-  d.anchor = method == "va-qkd";
-  d.config.temperature = static_cast<float>(args.number("temperature", 1e-3, 1e3));
-  d.config.ce = static_cast<float>(args.number("ce-weight", 0.0, 1e6));
-  d.config.kd = static_cast<float>(args.number("kd-weight", 0.0, 1e6));
-  d.config.anchor = d.anchor ? static_cast<float>(args.number("anchor-weight", 0.0, 1e6)) : 0.0f;
-  d.config.anchor_bits = static_cast<int>(args.integer("anchor-bits", 1, 8));
-  check(d.anchor || (!args.given("anchor-weight") && !args.given("anchor-bits")),
-        "--anchor-weight / --anchor-bits: only meaningful with --method va-qkd");
-  return d;
-}
-
 // The optimizer's groups: conv/linear weights with weight decay; BN, biases without; quantizer
 // parameters (names with ".quant.": clipping values, steps, output scales) without decay and with
 // their own learning-rate multiplier (EWGS trains them 100x slower than the weights).
@@ -195,19 +143,12 @@ int run_train(const std::vector<std::string>& argv) {
       .option("quant-lr-scale", "", "F", "learning-rate multiplier of the quantizer parameters "
               "(default: 0.01 for lint, as EWGS's 1e-5 vs 1e-3; 1 otherwise)")
       .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)")
-      .option("teacher", "", "FILE", "distillation: the teacher model (any saved ResNet of the same classes)")
-      .option("method", "", "NAME", "distillation: kd (CE + KD(teacher)) | va-qkd (CE + KD(teacher) + "
-              "KD(virtual anchor))")
-      .option("temperature", "4", "T", "distillation temperature (KD terms scaled by T^2)")
-      .option("ce-weight", "1", "W", "distillation: weight of the cross-entropy on the labels")
-      .option("kd-weight", "1", "W", "distillation: weight of KD(teacher)")
-      .option("anchor-weight", "1", "W", "va-qkd: weight of KD(virtual anchor)")
-      .option("anchor-bits", "2", "B", "va-qkd: bits b of the virtual anchor Q(z_T, b)")
       .option("log-steps", "0", "N", "also log the mean training loss of every N steps to <out>.steps.jsonl")
       .option("stop-after", "0", "E", "stop after epoch E as if interrupted (0 = run to the end)")
       .flag("no-augment", "train without random crop / flip")
       .flag("json", "print the final metrics as one JSON object on the last line")
       .flag("help", "show this help");
+  declare_distill_options(args);
   args.parse(argv);
   if (args.on("help")) {
     std::printf("usage: bitgrad train [options]\n%s", args.help().c_str());
@@ -242,7 +183,8 @@ int run_train(const std::vector<std::string>& argv) {
   nn::ResNetCifar model(nn::ResNetCifarConfig{spec.depth, spec.classes, spec.channels, spec.shortcut},
                         init_rng);
   const std::optional<quant::QuantPolicy> policy = policy_from_args(args);
-  const std::optional<Distiller> distill = distiller_from_args(args, spec);
+  const std::string assistant = prepare_teacher_assistant(args, argv, out);
+  const std::unique_ptr<Distiller> distill = Distiller::from_args(args, spec, epochs, wd, assistant);
   if (!args.str("init").empty()) load_init(args.str("init"), spec, model);
   if (policy) quant::quantize_model(model, *policy);
   const float quant_lr_scale = static_cast<float>(
@@ -282,15 +224,7 @@ int run_train(const std::vector<std::string>& argv) {
   recipe.set("schedule", nn::to_string(schedule_config)).set("epochs", epochs).set("batch_size", batch_size);
   recipe.set("seed", static_cast<int64_t>(seed)).set("train_images", train_loader.size());
   recipe.set("augment_crop_padding", train_options.augment.crop_padding).set("augment_flip", train_options.augment.flip);
-  if (distill) {
-    Json d = Json::object();
-    d.set("method", args.str("method")).set("teacher", args.str("teacher"));
-    d.set("temperature", static_cast<double>(distill->config.temperature));
-    d.set("ce_weight", static_cast<double>(distill->config.ce)).set("kd_weight", static_cast<double>(distill->config.kd));
-    if (distill->anchor)
-      d.set("anchor_weight", static_cast<double>(distill->config.anchor)).set("anchor_bits", distill->config.anchor_bits);
-    recipe.set("distill", d);
-  }
+  if (distill) recipe.set("distill", distill->recipe());
   recipe.set("threads", core::num_threads());
 
   core::Rng hessian_rng(seed ^ 0x4855544348494e53ULL);  // Hutchinson probes ("HUTCHINS")
@@ -346,13 +280,7 @@ int run_train(const std::vector<std::string>& argv) {
                 core::num_threads(), optimizer_name.c_str(), lr, wd, nn::to_string(schedule_config).c_str(),
                 static_cast<long long>(batch_size), static_cast<long long>(epochs),
                 first_epoch > 0 ? (" (resuming after epoch " + std::to_string(first_epoch) + ")").c_str() : "");
-  if (distill)
-    std::printf("distill: %s from %s, T %g, loss = %g CE + %g KD(teacher)", args.str("method").c_str(),
-                args.str("teacher").c_str(), static_cast<double>(distill->config.temperature),
-                static_cast<double>(distill->config.ce), static_cast<double>(distill->config.kd));
-  if (distill && distill->anchor)
-    std::printf(" + %g KD(anchor, %d bits)", static_cast<double>(distill->config.anchor), distill->config.anchor_bits);
-  if (distill) std::printf("\n");
+  if (distill) std::printf("%s\n", distill->describe().c_str());
   Json last = Json::object();
   const auto run_start = std::chrono::steady_clock::now();
   double train_seconds = 0.0;
@@ -403,8 +331,9 @@ int run_train(const std::vector<std::string>& argv) {
     while (auto batch = train_loader.next()) {
       const float step_lr = schedule.lr(epoch, step, steps);
       optimizer->set_lr(step_lr);
-      const Variable logits = model.forward(Variable(batch->images));
-      const Variable loss = distill ? distill->loss(logits, batch->labels, batch->images)
+      nn::FeatureTaps taps(distill ? distill->student_taps(model) : std::vector<std::string>{});
+      const Variable logits = model.forward(Variable(batch->images), distill ? &taps : nullptr);
+      const Variable loss = distill ? distill->loss(logits, taps, batch->labels, batch->images, epoch, step_lr)
                                     : autograd::cross_entropy(logits, batch->labels);
       const float l = loss.item();
       check_lazy(std::isfinite(l), [&] {
@@ -480,12 +409,19 @@ int run_distill(const std::vector<std::string>& argv) {
     help = help || a == "--help";
   }
   if (help) {
-    std::printf("bitgrad distill = bitgrad train with a teacher: --teacher FILE --method kd|va-qkd are required;\n"
-                "every train option applies (e.g. --quant lint --wbits 2 --abits 2 --init FP32.safetensors).\n");
+    std::printf(
+        "bitgrad distill = bitgrad train with a teacher: --teacher FILE --method kd|qkd|va-qkd|takd are required;\n"
+        "every train option applies (e.g. --quant lint --wbits 2 --abits 2 --init FP32.safetensors).\n"
+        "  kd      CE + KD(teacher)\n"
+        "  va-qkd  CE + KD(teacher) + KD(virtual anchor: the teacher's output quantized to --anchor-bits)\n"
+        "  qkd     self-studying (CE only), co-studying (the teacher trains alongside), tutoring (as kd)\n"
+        "  takd    a --ta-bits teacher assistant distilled from the teacher first, then the student from it\n"
+        "KD is the --loss distance: logit (Hinton KD), feature (MSE on the stage outputs) or contrastive\n"
+        "(InfoNCE on the pooled embeddings). docs/distill.md has the formulas.\n");
     return run_train({"--help"});
   }
   check(teacher, "distill: expected --teacher FILE (the teacher model)");
-  check(method, "distill: expected --method kd|va-qkd");
+  check(method, "distill: expected --method kd|qkd|va-qkd|takd");
   return run_train(argv);
 }
 

@@ -8,6 +8,16 @@
 
 namespace bitgrad::distill {
 
+namespace {
+
+// The nearest of the levels lo + k·step, k = 0..top (ties to the lower level: ceil(u - 0.5)).
+int nearest_level(float x, float lo, double step, int top) {
+  const int level = static_cast<int>(std::ceil((static_cast<double>(x) - lo) / step - 0.5));
+  return level < 0 ? 0 : level > top ? top : level;
+}
+
+}  // namespace
+
 core::Tensor virtual_anchor(const core::Tensor& teacher_logits, int bits) {
   check_lazy(teacher_logits.rank() == 2 && teacher_logits.dim(0) >= 1 && teacher_logits.dim(1) >= 2, [&] {
     return "virtual_anchor: expected teacher logits [B, C] with B >= 1, C >= 2, got " +
@@ -42,12 +52,47 @@ core::Tensor virtual_anchor(const core::Tensor& teacher_logits, int bits) {
     }
     const double step = (static_cast<double>(hi) - lo) / top;
     for (int64_t c = 0; c < classes; ++c) {
-      // Nearest level, ties down: ceil(u - 0.5).
-      int level = static_cast<int>(std::ceil((static_cast<double>(z[c]) - lo) / step - 0.5));
-      level = level < 0 ? 0 : level > top ? top : level;
+      int level = nearest_level(z[c], lo, step, top);
       if (c != arg && level == top) level = top - 1;
       if (c == arg) level = top;
       a[c] = static_cast<float>(lo + level * step);
+    }
+  }
+  return out;
+}
+
+core::Tensor feature_anchor(const core::Tensor& features, int bits) {
+  check_lazy(features.rank() >= 2 && features.numel() > 0, [&] {
+    return "feature_anchor: expected features [B, D] or [B, C, ...] with no empty dimension, got " +
+           features.shape().to_string();
+  });
+  check_lazy(bits >= 1 && bits <= 8, [&] {
+    return "feature_anchor: expected anchor bits in 1..8, got " + std::to_string(bits);
+  });
+  const core::Tensor t = features.contiguous();
+  const int64_t groups = t.rank() == 2 ? t.dim(0) : t.dim(0) * t.dim(1);
+  const int64_t size = t.numel() / groups;
+  core::Tensor out = core::Tensor::empty(t.shape());
+  const int top = (1 << bits) - 1;
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* x = t.data() + g * size;
+    float* a = out.data() + g * size;
+    float lo = x[0], hi = x[0];
+    for (int64_t i = 0; i < size; ++i) {
+      check_lazy(std::isfinite(x[i]), [&] {
+        return "feature_anchor: expected finite features, got " + std::to_string(x[i]) + " in group " +
+               std::to_string(g) + " at position " + std::to_string(i);
+      });
+      lo = x[i] < lo ? x[i] : lo;
+      hi = x[i] > hi ? x[i] : hi;
+    }
+    if (hi == lo) {
+      for (int64_t i = 0; i < size; ++i) a[i] = x[i];
+      continue;
+    }
+    const double step = (static_cast<double>(hi) - lo) / top;
+    for (int64_t i = 0; i < size; ++i) {
+      a[i] = static_cast<float>(lo + nearest_level(x[i], lo, step, top) * step);
     }
   }
   return out;

@@ -5,7 +5,15 @@
 
 namespace bitgrad::nn {
 
+bool FeatureTaps::wants(std::string_view name) const {
+  if (!filtered_) return true;
+  for (const std::string& w : wanted_)
+    if (w == name) return true;
+  return false;
+}
+
 void FeatureTaps::add(std::string name, autograd::Variable feature) {
+  if (!wants(name)) return;
   check_lazy(!contains(name), [&] { return "FeatureTaps: feature \"" + name + "\" added twice"; });
   entries_.emplace_back(std::move(name), std::move(feature));
 }

@@ -107,9 +107,14 @@ Variable BasicBlock::forward(const Variable& x, FeatureTaps* taps, std::string_v
       residual = shortcut_.forward(x);
     }
   }
-  if (taps == nullptr) return conv_bn_relu(conv2_, bn2_, out, residual);
+  const std::string pre_add = std::string(prefix) + ".pre_add";
+  if (taps == nullptr || !taps->wants(pre_add)) {
+    out = conv_bn_relu(conv2_, bn2_, out, residual);
+    if (taps != nullptr) taps->add(std::string(prefix) + ".out", out);
+    return out;
+  }
   out = bn2_.forward(conv2_.forward(out));
-  taps->add(std::string(prefix) + ".pre_add", out);
+  taps->add(pre_add, out);
   out = autograd::relu(out + residual);
   taps->add(std::string(prefix) + ".out", out);
   return out;

@@ -36,7 +36,7 @@ class BasicBlock final : public Module {
 
   // x [N, in_planes, H, W] -> [N, planes, ceil(H/stride), ceil(W/stride)]. With taps, adds
   // "<prefix>.pre_add" (residual branch after bn2, before the add) and "<prefix>.out" (after the
-  // add and the ReLU).
+  // add and the ReLU); the fused BN -> add -> ReLU tail runs unless the taps want the ".pre_add".
   Variable forward(const Variable& x, FeatureTaps* taps = nullptr, std::string_view prefix = "");
 
   Conv2d& conv1() { return conv1_; }

@@ -5,7 +5,8 @@
 #  2. `eval` reads the checkpoint back and prints top-1/top-5/per-class, and --json ends stdout with JSON;
 #  3. QAT: `train --quant ... --init FP32` starts from the FP32 weights, its checkpoint records the
 #     policy, `eval` rebuilds the quantized model from it, and a resumed QAT run is byte-identical too;
-#  4. distill: `distill --method va-qkd --teacher FP32` trains a QAT student with virtual anchors;
+#  4. distill: `distill --method va-qkd --teacher FP32` trains a QAT student with virtual anchors, qkd runs
+#     its phases with the feature loss, takd trains its 4-bit assistant first (contrastive loss);
 #  5. deploy: `export` writes a packed model, `verify` finds every code and accumulator equal to the
 #     QAT model's (exit 0), `infer` reports accuracy and one image's prediction, `bench` prints its table;
 #  6. bad input gives one line on stderr and a non-zero exit.
@@ -56,6 +57,16 @@ echo "qat: ok"
   --init "$work/straight.safetensors" --out "$work/vaqkd.safetensors" > "$work/vaqkd.txt"
 grep -q "distill: va-qkd from" "$work/vaqkd.txt" || { echo "FAIL: distill announces no method"; cat "$work/vaqkd.txt"; exit 1; }
 "$bitgrad" eval "$work/vaqkd.safetensors" > /dev/null || { echo "FAIL: eval of the distilled checkpoint"; exit 1; }
+# QKD's three phases with the feature-map loss, and TAKD (its 4-bit assistant first) with the contrastive one.
+"$bitgrad" distill --dataset synthetic --model resnet20 --epochs 3 --batch-size 64 --train-limit 128 --threads 2 \
+  --teacher "$work/straight.safetensors" --method qkd --loss feature --qkd-epochs 1,1 --quant lint \
+  --out "$work/qkd.safetensors" > "$work/qkd.txt" || { echo "FAIL: distill --method qkd"; cat "$work/qkd.txt"; exit 1; }
+grep -q "1 co-studying" "$work/qkd.txt" || { echo "FAIL: qkd announces no phases"; cat "$work/qkd.txt"; exit 1; }
+"$bitgrad" distill --dataset synthetic --model resnet20 --epochs 1 --batch-size 64 --train-limit 128 --threads 2 \
+  --teacher "$work/straight.safetensors" --method takd --loss contrastive --ta-bits 4 --quant lint \
+  --out "$work/takd.safetensors" > "$work/takd.txt" || { echo "FAIL: distill --method takd"; cat "$work/takd.txt"; exit 1; }
+[[ -f "$work/takd.ta.safetensors" && -f "$work/takd.safetensors" ]] || { echo "FAIL: takd wrote no assistant"; exit 1; }
+grep -q "W4A4" "$work/takd.txt" || { echo "FAIL: the takd assistant is not 4-bit"; cat "$work/takd.txt"; exit 1; }
 echo "distill: ok"
 
 # Deploy: the QAT model above (APoT W2A2, synthetic 3x32x32) exported, verified, run and timed.
@@ -104,7 +115,11 @@ expect_error "not a safetensors\|header\|bad.safetensors" infer "$work/bad.safet
 expect_error "expected --model" bench
 expect_error "no bitserial kernel" infer "$work/qat.bgpk" --family bitserial
 expect_error "expected --teacher" distill --method kd --dataset synthetic
-expect_error "expected kd or va-qkd" train --dataset synthetic --method takd --teacher "$work/straight.safetensors"
+expect_error "expected kd, qkd, va-qkd or takd" train --dataset synthetic --method fitnet --teacher "$work/straight.safetensors"
+expect_error "expected --quant METHOD" train --dataset synthetic --method takd --teacher "$work/straight.safetensors"
+expect_error "expected logit, feature or contrastive" train --dataset synthetic --method kd --loss at --teacher "$work/straight.safetensors"
+expect_error "S + C <= --epochs 1" train --dataset synthetic --epochs 1 --method qkd --qkd-epochs 1,1 --teacher "$work/straight.safetensors"
+expect_error "not supported with --method qkd" train --dataset synthetic --method qkd --resume "$work/straight.safetensors" --teacher "$work/straight.safetensors"
 expect_error "only meaningful with --method" train --dataset synthetic --teacher "$work/straight.safetensors"
 expect_error "only meaningful with --method va-qkd" train --dataset synthetic --method kd --teacher "$work/straight.safetensors" --anchor-bits 3
 echo "bad input: ok"

@@ -81,7 +81,7 @@ TEST_CASE("Virtual anchor as a KD target: gradient reaches the student only", "[
   CHECK(std::isfinite(loss.item()));
 }
 
-TEST_CASE("logit_distill_loss is CE + KD (+ anchor KD) with their weights", "[distill]") {
+TEST_CASE("distill_loss (logit) is CE + KD (+ anchor KD) with their weights", "[distill]") {
   core::Rng rng(3);
   Tensor s = Tensor::empty(Shape{4, 6}), t = Tensor::empty(Shape{4, 6});
   for (int64_t i = 0; i < s.numel(); ++i) {
@@ -93,13 +93,13 @@ TEST_CASE("logit_distill_loss is CE + KD (+ anchor KD) with their weights", "[di
   const float ce = autograd::cross_entropy(student, labels).item();
   const float kd = kd_loss(student, t, 3.0f).item();
   const float ak = kd_loss(student, virtual_anchor(t, 2), 3.0f).item();
-  LogitDistillConfig c;
+  DistillConfig c;
   c.temperature = 3.0f;
   c.ce = 0.5f;
   c.kd = 2.0f;
-  CHECK(logit_distill_loss(student, t, labels, c).item() == Approx(0.5f * ce + 2.0f * kd).epsilon(1e-5));
+  CHECK(distill_loss(student, {}, t, {}, labels, c).item() == Approx(0.5f * ce + 2.0f * kd).epsilon(1e-5));
   c.anchor = 1.5f;
-  CHECK(logit_distill_loss(student, t, labels, c).item() ==
+  CHECK(distill_loss(student, {}, t, {}, labels, c).item() ==
         Approx(0.5f * ce + 2.0f * kd + 1.5f * ak).epsilon(1e-5));
 }
 
