@@ -361,8 +361,10 @@ Encoded ApotQuantizer::encode(const Tensor& x) const {
     for (size_t i = 0; i < values.size(); ++i)
       enc.codes[i] = apot::weight_code(values[i], stats, alpha, grid_);
   } else {
-    for (size_t i = 0; i < values.size(); ++i)
-      enc.codes[i] = apot::activation_code(values[i], alpha, grid_);
+    int32_t* codes = enc.codes.data();
+    parallel_blocks(static_cast<int64_t>(values.size()), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) codes[i] = apot::activation_code(values[static_cast<size_t>(i)], alpha, grid_);
+    });
   }
   return enc;
 }

@@ -166,9 +166,11 @@ Encoded LearnedIntervalQuantizer::encode(const Tensor& x) const {
   Encoded enc;
   enc.codes.resize(static_cast<size_t>(xc.numel()));
   const float* px = xc.data();
-  for (int64_t i = 0; i < xc.numel(); ++i)
-    enc.codes[static_cast<size_t>(i)] =
-        lint_code(lint_index(lint_position(px[i], l, width), bits_), is_signed, bits_);
+  int32_t* codes = enc.codes.data();
+  const int bits = bits_;
+  parallel_blocks(xc.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) codes[i] = lint_code(lint_index(lint_position(px[i], l, width), bits), is_signed, bits);
+  });
   enc.map.scale = {lint_scale(bits_)};
   enc.map.zero_point = {0};
   for (int32_t j = 0; j < uniform_levels(bits_); ++j)

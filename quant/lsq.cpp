@@ -156,8 +156,10 @@ Encoded LsqQuantizer::encode(const Tensor& x) const {
   Encoded enc;
   enc.codes.resize(static_cast<size_t>(xc.numel()));
   const float* px = xc.data();
-  for (int64_t i = 0; i < xc.numel(); ++i)
-    enc.codes[static_cast<size_t>(i)] = lsq_code(px[i], s, bounds);
+  int32_t* codes = enc.codes.data();
+  parallel_blocks(xc.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) codes[i] = lsq_code(px[i], s, bounds);
+  });
   enc.map.scale = {s};
   enc.map.zero_point = {0};
   for (int32_t code = -bounds.qn; code <= bounds.qp; ++code) enc.map.levels.push_back(code);

@@ -243,10 +243,19 @@ Encoded MinMaxQuantizer::encode(const Tensor& x) const {
   const int64_t per = xc.numel() / channels;
   enc.codes.resize(static_cast<size_t>(xc.numel()));
   const float* px = xc.data();
+  int32_t* codes = enc.codes.data();
+  const int bits = bits_;
+  if (channels == 1) {
+    const MinMaxAffine a = affines[0];
+    parallel_blocks(xc.numel(), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) codes[i] = minmax_code(px[i], a, bits);
+    });
+  } else {
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = c * per; i < (c + 1) * per; ++i) codes[i] = minmax_code(px[i], affines[static_cast<size_t>(c)], bits);
+  }
   for (int64_t c = 0; c < channels; ++c) {
     const MinMaxAffine a = affines[static_cast<size_t>(c)];
-    for (int64_t i = c * per; i < (c + 1) * per; ++i)
-      enc.codes[static_cast<size_t>(i)] = minmax_code(px[i], a, bits_);
     enc.map.scale.push_back(a.scale);
     enc.map.zero_point.push_back(a.zero_point);
   }

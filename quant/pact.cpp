@@ -95,8 +95,11 @@ Encoded PactQuantizer::encode(const Tensor& x) const {
   Encoded enc;
   enc.codes.resize(static_cast<size_t>(xc.numel()));
   const float* px = xc.data();
-  for (int64_t i = 0; i < xc.numel(); ++i)
-    enc.codes[static_cast<size_t>(i)] = pact_code(px[i], scale, bits_);
+  int32_t* codes = enc.codes.data();
+  const int bits = bits_;
+  parallel_blocks(xc.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) codes[i] = pact_code(px[i], scale, bits);
+  });
   enc.map.scale = {scale};
   enc.map.zero_point = {0};
   for (int32_t code = 0; code < uniform_levels(bits_); ++code) enc.map.levels.push_back(code);

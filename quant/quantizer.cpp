@@ -135,12 +135,15 @@ std::optional<nn::LayerQuantizer::IntegerOperands> QuantizedLayer::integer_opera
   ops.input = Tensor::empty(x.shape());
   ops.weight = Tensor::empty(weight.shape());
   const int32_t zp_in = in.map.zero_point[0];
-  for (size_t i = 0; i < in.codes.size(); ++i)
-    ops.input.data()[i] = static_cast<float>(in.codes[i] - zp_in);
-  for (size_t i = 0; i < w.codes.size(); ++i) {
-    const size_t o = i / static_cast<size_t>(fan_in);
-    const int32_t zp = w.map.zero_point.size() == 1 ? w.map.zero_point[0] : w.map.zero_point[o];
-    ops.weight.data()[i] = static_cast<float>(w.codes[i] - zp);
+  float* input = ops.input.data();
+  parallel_blocks(static_cast<int64_t>(in.codes.size()), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) input[i] = static_cast<float>(in.codes[static_cast<size_t>(i)] - zp_in);
+  });
+  float* weight_out = ops.weight.data();
+  for (int64_t o = 0; o < out_channels; ++o) {
+    const int32_t zp = w.map.zero_point.size() == 1 ? w.map.zero_point[0] : w.map.zero_point[static_cast<size_t>(o)];
+    for (int64_t i = o * fan_in; i < (o + 1) * fan_in; ++i)
+      weight_out[i] = static_cast<float>(w.codes[static_cast<size_t>(i)] - zp);
   }
   ops.output_factor = output_scale_.defined() ? std::fabs(output_scale_.value().item()) : 1.0f;
   ops.scale.resize(static_cast<size_t>(out_channels));
