@@ -1,8 +1,11 @@
-// anchor.cpp: virtual_anchor (distill/anchor.hpp).
+// anchor.cpp: virtual_anchor and feature_anchor (distill/anchor.hpp).
 #include "distill/anchor.hpp"
 
 #include <cmath>
 #include <string>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include "core/error.hpp"
 
@@ -74,26 +77,33 @@ core::Tensor feature_anchor(const core::Tensor& features, int bits) {
   const int64_t size = t.numel() / groups;
   core::Tensor out = core::Tensor::empty(t.shape());
   const int top = (1 << bits) - 1;
-  for (int64_t g = 0; g < groups; ++g) {
-    const float* x = t.data() + g * size;
-    float* a = out.data() + g * size;
-    float lo = x[0], hi = x[0];
-    for (int64_t i = 0; i < size; ++i) {
-      check_lazy(std::isfinite(x[i]), [&] {
-        return "feature_anchor: expected finite features, got " + std::to_string(x[i]) + " in group " +
-               std::to_string(g) + " at position " + std::to_string(i);
-      });
-      lo = x[i] < lo ? x[i] : lo;
-      hi = x[i] > hi ? x[i] : hi;
+  // Groups in parallel when the tensor is large (a training batch's feature maps); each group serially.
+  const auto quantize_groups = [&](int64_t first, int64_t last) {
+    for (int64_t g = first; g < last; ++g) {
+      const float* x = t.data() + g * size;
+      float* a = out.data() + g * size;
+      float lo = x[0], hi = x[0];
+      for (int64_t i = 0; i < size; ++i) {
+        check_lazy(std::isfinite(x[i]), [&] {
+          return "feature_anchor: expected finite features, got " + std::to_string(x[i]) + " in group " +
+                 std::to_string(g) + " at position " + std::to_string(i);
+        });
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+      }
+      if (hi == lo) {
+        for (int64_t i = 0; i < size; ++i) a[i] = x[i];
+        continue;
+      }
+      const double step = (static_cast<double>(hi) - lo) / top;
+      for (int64_t i = 0; i < size; ++i) a[i] = static_cast<float>(lo + nearest_level(x[i], lo, step, top) * step);
     }
-    if (hi == lo) {
-      for (int64_t i = 0; i < size; ++i) a[i] = x[i];
-      continue;
-    }
-    const double step = (static_cast<double>(hi) - lo) / top;
-    for (int64_t i = 0; i < size; ++i) {
-      a[i] = static_cast<float>(lo + nearest_level(x[i], lo, step, top) * step);
-    }
+  };
+  if (t.numel() < (int64_t{1} << 16)) {
+    quantize_groups(0, groups);
+  } else {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, groups),
+                      [&](const tbb::blocked_range<int64_t>& r) { quantize_groups(r.begin(), r.end()); });
   }
   return out;
 }
