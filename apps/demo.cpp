@@ -45,7 +45,8 @@ int run_demo(const std::vector<std::string>& argv) {
       .option("student-epochs", "5", "N", "W2A2 student epochs")
       .option("train-limit", "10000", "N", "training images per epoch (the first N)")
       .option("quant", "lint", "METHOD", "the student's quantizer (bitgrad train --quant)")
-      .option("method", "va-qkd", "NAME", "the student's distillation: va-qkd or kd (bitgrad distill --method)")
+      .option("method", "va-qkd", "NAME",
+              "the student's distillation: va-qkd, kd, qkd or takd (bitgrad distill --method)")
       .option("seed", "1", "S", "random seed")
       .flag("no-pytorch", "do not time PyTorch")
       .flag("json", "print the summary as one JSON object on the last line")

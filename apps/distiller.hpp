@@ -2,11 +2,12 @@
 // distillation options, each method's loss per step and QKD's phases, TAKD's teacher assistant.
 //   kd      CE + KD(teacher) every epoch
 //   va-qkd  CE + KD(teacher) + KD(virtual anchor) every epoch
-//   qkd     self-studying epochs (CE only, no teacher), co-studying epochs (the student as kd; the teacher
-//           trained alongside on CE + KD(student) at --teacher-lr-scale × the student's lr, BN in train
-//           mode), tutoring (the co-studied teacher frozen, as kd); ALGORITHMS.md §3: these details are ours
-//   takd    a teacher assistant (the student's quantizer at --ta-bits) distilled from the teacher with kd
-//           for the same epochs first, then the student distilled from the assistant with kd
+//   qkd     self-studying epochs (CE only, no teacher), co-studying epochs (the student as kd;
+//           the teacher trained alongside on CE + KD(student) at --teacher-lr-scale × the
+//           student's lr, BN in train mode), tutoring (the co-studied teacher frozen, as kd);
+//           ALGORITHMS.md §3: these details are ours
+//   takd    a teacher assistant (the student's quantizer at --ta-bits) distilled from the teacher
+//           with kd for the same epochs first, then the student distilled from the assistant
 // "KD" is the --loss variant's distance (distill/objective.hpp: logit, feature or contrastive).
 // Not here: the student's training loop (apps/train.cpp), the losses (distill/).
 #pragma once
@@ -34,10 +35,11 @@ class Distiller {
  public:
   // From the parsed train options; nullptr without --method (Error when another distillation option
   // is given then). `assistant` is takd's teacher assistant (prepare_teacher_assistant), taught by
-  // --teacher; the student learns from it. Errors name the option: unknown method or loss, a teacher
-  // of other classes or channels, --resume with qkd, a weight out of range.
-  static std::unique_ptr<Distiller> from_args(const Args& args, const ModelSpec& spec, int64_t epochs,
-                                              float weight_decay, const std::string& assistant);
+  // --teacher; the student learns from it. Errors name the option: unknown method or loss, a
+  // teacher of other classes or channels, --resume with qkd, a weight out of range.
+  static std::unique_ptr<Distiller> from_args(const Args& args, const ModelSpec& spec,
+                                              int64_t epochs, float weight_decay,
+                                              const std::string& assistant);
 
   // The features the student's forward must tap (nn::FeatureTaps' wanted names).
   std::vector<std::string> student_taps(const nn::ResNetCifar& student) const;
@@ -45,7 +47,8 @@ class Distiller {
   // and taps. Runs the teacher (without a graph, except while co-studying, when it also takes the
   // teacher's optimizer step).
   autograd::Variable loss(const autograd::Variable& logits, const nn::FeatureTaps& taps,
-                          std::span<const int64_t> labels, const core::Tensor& images, int64_t epoch, float lr);
+                          std::span<const int64_t> labels, const core::Tensor& images,
+                          int64_t epoch, float lr);
   // The recipe entry ("distill") and the one-line description printed at the start.
   core::Json recipe() const;
   std::string describe() const;
@@ -65,9 +68,10 @@ class Distiller {
 };
 
 // takd: trains the teacher assistant (bitgrad train with --method kd, the student's options at
-// --ta-bits, output <out stem>.ta.safetensors) unless --ta names one, and returns the assistant's path;
-// "" for other methods. `argv` is the train command line the assistant's is derived from.
+// --ta-bits, output <out stem>.ta.safetensors) unless --ta names one, and returns the
+// assistant's path; "" for other methods. `argv` is the train command line the assistant's is derived from.
 // `out` is the student's output path.
-std::string prepare_teacher_assistant(const Args& args, const std::vector<std::string>& argv, const std::string& out);
+std::string prepare_teacher_assistant(const Args& args, const std::vector<std::string>& argv,
+                                      const std::string& out);
 
 }  // namespace bitgrad::apps

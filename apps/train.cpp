@@ -142,13 +142,13 @@ int run_train(const std::vector<std::string>& argv) {
       .option("ewgs-batches", "3", "K", "training batches per Hessian-trace estimate")
       .option("quant-lr-scale", "", "F", "learning-rate multiplier of the quantizer parameters "
               "(default: 0.01 for lint, as EWGS's 1e-5 vs 1e-3; 1 otherwise)")
-      .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)")
-      .option("log-steps", "0", "N", "also log the mean training loss of every N steps to <out>.steps.jsonl")
+      .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)");
+  declare_distill_options(args);
+  args.option("log-steps", "0", "N", "also log the mean training loss of every N steps to <out>.steps.jsonl")
       .option("stop-after", "0", "E", "stop after epoch E as if interrupted (0 = run to the end)")
       .flag("no-augment", "train without random crop / flip")
       .flag("json", "print the final metrics as one JSON object on the last line")
       .flag("help", "show this help");
-  declare_distill_options(args);
   args.parse(argv);
   if (args.on("help")) {
     std::printf("usage: bitgrad train [options]\n%s", args.help().c_str());

@@ -22,10 +22,11 @@ int nearest_level(float x, float lo, double step, int top) {
 }  // namespace
 
 core::Tensor virtual_anchor(const core::Tensor& teacher_logits, int bits) {
-  check_lazy(teacher_logits.rank() == 2 && teacher_logits.dim(0) >= 1 && teacher_logits.dim(1) >= 2, [&] {
-    return "virtual_anchor: expected teacher logits [B, C] with B >= 1, C >= 2, got " +
-           teacher_logits.shape().to_string();
-  });
+  check_lazy(teacher_logits.rank() == 2 && teacher_logits.dim(0) >= 1 && teacher_logits.dim(1) >= 2,
+             [&] {
+               return "virtual_anchor: expected teacher logits [B, C] with B >= 1, C >= 2, got " +
+                      teacher_logits.shape().to_string();
+             });
   check_lazy(bits >= 1 && bits <= 8, [&] {
     return "virtual_anchor: expected anchor bits in 1..8, got " + std::to_string(bits);
   });
@@ -40,8 +41,8 @@ core::Tensor virtual_anchor(const core::Tensor& teacher_logits, int bits) {
     float lo = z[0], hi = z[0];
     for (int64_t c = 0; c < classes; ++c) {
       check_lazy(std::isfinite(z[c]), [&] {
-        return "virtual_anchor: expected finite teacher logits, got " + std::to_string(z[c]) + " at row " +
-               std::to_string(b) + ", class " + std::to_string(c);
+        return "virtual_anchor: expected finite teacher logits, got " + std::to_string(z[c]) +
+               " at row " + std::to_string(b) + ", class " + std::to_string(c);
       });
       if (z[c] > hi) {
         hi = z[c];
@@ -77,7 +78,8 @@ core::Tensor feature_anchor(const core::Tensor& features, int bits) {
   const int64_t size = t.numel() / groups;
   core::Tensor out = core::Tensor::empty(t.shape());
   const int top = (1 << bits) - 1;
-  // Groups in parallel when the tensor is large (a training batch's feature maps); each group serially.
+  // Groups in parallel when the tensor is large (a training batch's feature maps); each group
+  // serially.
   const auto quantize_groups = [&](int64_t first, int64_t last) {
     for (int64_t g = first; g < last; ++g) {
       const float* x = t.data() + g * size;
@@ -85,8 +87,8 @@ core::Tensor feature_anchor(const core::Tensor& features, int bits) {
       float lo = x[0], hi = x[0];
       for (int64_t i = 0; i < size; ++i) {
         check_lazy(std::isfinite(x[i]), [&] {
-          return "feature_anchor: expected finite features, got " + std::to_string(x[i]) + " in group " +
-                 std::to_string(g) + " at position " + std::to_string(i);
+          return "feature_anchor: expected finite features, got " + std::to_string(x[i]) +
+                 " in group " + std::to_string(g) + " at position " + std::to_string(i);
         });
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
@@ -96,14 +98,16 @@ core::Tensor feature_anchor(const core::Tensor& features, int bits) {
         continue;
       }
       const double step = (static_cast<double>(hi) - lo) / top;
-      for (int64_t i = 0; i < size; ++i) a[i] = static_cast<float>(lo + nearest_level(x[i], lo, step, top) * step);
+      for (int64_t i = 0; i < size; ++i)
+        a[i] = static_cast<float>(lo + nearest_level(x[i], lo, step, top) * step);
     }
   };
   if (t.numel() < (int64_t{1} << 16)) {
     quantize_groups(0, groups);
   } else {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, groups),
-                      [&](const tbb::blocked_range<int64_t>& r) { quantize_groups(r.begin(), r.end()); });
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, groups),
+        [&](const tbb::blocked_range<int64_t>& r) { quantize_groups(r.begin(), r.end()); });
   }
   return out;
 }

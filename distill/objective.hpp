@@ -3,14 +3,17 @@
 //   L = ce · CE(z_S, labels) + kd · D(S, T) + anchor · D(S, A(T))
 //   logit:        D = kd_loss on the logits at temperature T (T² · batchmean KL, distill/kd.hpp);
 //                 A = virtual_anchor(z_T, b) (distill/anchor.hpp)
-//   feature:      D = mean over the tapped feature maps of feature_mse_loss (FitNet, distill/feature.hpp)
-//                 on the output of the last block of each stage; A = feature_anchor(F_T, b)
-//   contrastive:  D = contrastive_loss (in-batch InfoNCE at temperature tau, distill/contrastive.hpp) on
-//                 the pooled embeddings ("pool"); A = feature_anchor(e_T, b)
-// The anchor term only when `anchor` > 0 (VA-QKD); KD / QKD / TAKD are the same call with anchor = 0.
-// The teacher side is Tensors (no gradient). The feature and contrastive forms, the anchors A and the
-// tap choice are our design choices (the paper leaves them open; docs/distill.md). Used by
-// `bitgrad distill` and the step-cost benchmark. Not here: running the teacher, QKD's phases (apps/).
+//   feature:      D = mean over the tapped feature maps of feature_mse_loss (FitNet,
+//                 distill/feature.hpp) on the output of the last block of each stage;
+//                 A = feature_anchor(F_T, b)
+//   contrastive:  D = contrastive_loss (in-batch InfoNCE at temperature tau,
+//                 distill/contrastive.hpp) on the pooled embeddings ("pool");
+//                 A = feature_anchor(e_T, b)
+// The anchor term only when `anchor` > 0 (VA-QKD); KD / QKD / TAKD are the same call with anchor =
+// 0. The teacher side is Tensors (no gradient). The feature and contrastive forms, the anchors A
+// and the tap choice are our design choices (the paper leaves them open; docs/distill.md). Used by
+// `bitgrad distill` and the step-cost benchmark. Not here: running the teacher, QKD's phases
+// (apps/).
 #pragma once
 
 #include <cstdint>
@@ -46,11 +49,13 @@ struct DistillConfig {
 std::vector<std::string> distill_tap_names(DistillLoss loss, const nn::ResNetCifar& model);
 
 // student_logits [B, C], student_features the Variables of distill_tap_names (empty for logit);
-// teacher_logits [B, C], teacher_features the teacher's Tensors in the same order and shapes; labels
-// [B]. Throws bitgrad::Error when the feature counts or shapes do not match, and as the parts do.
+// teacher_logits [B, C], teacher_features the teacher's Tensors in the same order and shapes;
+// labels [B]. Throws bitgrad::Error when the feature counts or shapes do not match, and as the
+// parts do.
 autograd::Variable distill_loss(const autograd::Variable& student_logits,
                                 std::span<const autograd::Variable> student_features,
-                                const core::Tensor& teacher_logits, std::span<const core::Tensor> teacher_features,
+                                const core::Tensor& teacher_logits,
+                                std::span<const core::Tensor> teacher_features,
                                 std::span<const int64_t> labels, const DistillConfig& config);
 
 }  // namespace bitgrad::distill

@@ -169,7 +169,8 @@ Encoded LearnedIntervalQuantizer::encode(const Tensor& x) const {
   int32_t* codes = enc.codes.data();
   const int bits = bits_;
   parallel_blocks(xc.numel(), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) codes[i] = lint_code(lint_index(lint_position(px[i], l, width), bits), is_signed, bits);
+    for (int64_t i = b; i < e; ++i)
+      codes[i] = lint_code(lint_index(lint_position(px[i], l, width), bits), is_signed, bits);
   });
   enc.map.scale = {lint_scale(bits_)};
   enc.map.zero_point = {0};

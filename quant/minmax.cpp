@@ -252,7 +252,8 @@ Encoded MinMaxQuantizer::encode(const Tensor& x) const {
     });
   } else {
     for (int64_t c = 0; c < channels; ++c)
-      for (int64_t i = c * per; i < (c + 1) * per; ++i) codes[i] = minmax_code(px[i], affines[static_cast<size_t>(c)], bits);
+      for (int64_t i = c * per; i < (c + 1) * per; ++i)
+        codes[i] = minmax_code(px[i], affines[static_cast<size_t>(c)], bits);
   }
   for (int64_t c = 0; c < channels; ++c) {
     const MinMaxAffine a = affines[static_cast<size_t>(c)];

@@ -1,7 +1,7 @@
 // objective_test.cpp: the feature and contrastive variants of distill_loss (distill/objective.hpp)
 // compose their parts with the configured weights, feature_anchor quantizes each group to its own
-// uniform 2^b grid, the tap names follow the model's depth, and a filtered FeatureTaps keeps exactly
-// the wanted features without changing the model's output.
+// uniform 2^b grid, the tap names follow the model's depth, and a filtered FeatureTaps keeps
+// exactly the wanted features without changing the model's output.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -31,7 +31,8 @@ Tensor random_tensor(core::Rng& rng, Shape shape, float scale) {
   return t;
 }
 
-TEST_CASE("feature_anchor: per (sample, channel) a uniform 2^b grid over the group's range", "[distill]") {
+TEST_CASE("feature_anchor: per (sample, channel) a uniform 2^b grid over the group's range",
+          "[distill]") {
   core::Rng rng(11);
   const Tensor f = random_tensor(rng, Shape{3, 4, 5, 6}, 2.0f);
   for (int bits : {1, 2, 3}) {
@@ -58,13 +59,16 @@ TEST_CASE("feature_anchor: per (sample, channel) a uniform 2^b grid over the gro
   const Tensor ea = feature_anchor(e, 1);
   CHECK(std::vector<float>(ea.data(), ea.data() + 8) ==
         std::vector<float>{0.0f, 0.0f, 3.0f, 3.0f, 7.0f, 7.0f, 7.0f, 7.0f});
-  CHECK_THROWS_WITH(feature_anchor(Tensor::zeros(Shape{5}), 2), Catch::Contains("expected features [B, D]"));
+  CHECK_THROWS_WITH(feature_anchor(Tensor::zeros(Shape{5}), 2),
+                    Catch::Contains("expected features [B, D]"));
   CHECK_THROWS_WITH(feature_anchor(e, 0), Catch::Contains("anchor bits in 1..8"));
 }
 
-TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + D(anchor)", "[distill]") {
+TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + D(anchor)",
+          "[distill]") {
   core::Rng rng(12);
-  const Tensor zs = random_tensor(rng, Shape{4, 6}, 1.0f), zt = random_tensor(rng, Shape{4, 6}, 2.0f);
+  const Tensor zs = random_tensor(rng, Shape{4, 6}, 1.0f),
+               zt = random_tensor(rng, Shape{4, 6}, 2.0f);
   const std::vector<int64_t> labels = {1, 0, 5, 3};
   const Variable logits(zs, false);
   const float ce = autograd::cross_entropy(logits, labels).item();
@@ -84,7 +88,8 @@ TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + 
     mse += feature_mse_loss(fs[l], ft[l]).item() / 3.0f;
     mse_anchor += feature_mse_loss(fs[l], feature_anchor(ft[l], 2)).item() / 3.0f;
   }
-  CHECK(distill_loss(logits, fs, zt, ft, labels, c).item() == Approx(0.5f * ce + 2.0f * mse).epsilon(1e-5));
+  CHECK(distill_loss(logits, fs, zt, ft, labels, c).item() ==
+        Approx(0.5f * ce + 2.0f * mse).epsilon(1e-5));
   c.anchor = 1.5f;
   CHECK(distill_loss(logits, fs, zt, ft, labels, c).item() ==
         Approx(0.5f * ce + 2.0f * mse + 1.5f * mse_anchor).epsilon(1e-5));
@@ -108,14 +113,19 @@ TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + 
   for (int64_t i = 0; i < f0.grad().numel(); ++i) norm += std::abs(f0.grad().data()[i]);
   CHECK(norm > 0.0);
 
-  CHECK_THROWS_WITH(distill_loss(logits, es, zt, ft, labels, c), Catch::Contains("expected 3 student and teacher features"));
-  CHECK_THROWS_WITH(parse_distill_loss("fitnet"), Catch::Contains("expected logit, feature or contrastive"));
+  CHECK_THROWS_WITH(distill_loss(logits, es, zt, ft, labels, c),
+                    Catch::Contains("expected 3 student and teacher features"));
+  CHECK_THROWS_WITH(parse_distill_loss("fitnet"),
+                    Catch::Contains("expected logit, feature or contrastive"));
 }
 
-TEST_CASE("distill_tap_names follow the depth, filtered taps keep the wanted features only", "[distill]") {
+TEST_CASE("distill_tap_names follow the depth, filtered taps keep the wanted features only",
+          "[distill]") {
   core::Rng rng(13);
-  nn::ResNetCifar r20({.depth = 20, .num_classes = 10, .in_channels = 1, .shortcut = nn::Shortcut::kA}, rng);
-  nn::ResNetCifar r32({.depth = 32, .num_classes = 10, .in_channels = 1, .shortcut = nn::Shortcut::kA}, rng);
+  nn::ResNetCifar r20(
+      {.depth = 20, .num_classes = 10, .in_channels = 1, .shortcut = nn::Shortcut::kA}, rng);
+  nn::ResNetCifar r32(
+      {.depth = 32, .num_classes = 10, .in_channels = 1, .shortcut = nn::Shortcut::kA}, rng);
   CHECK(distill_tap_names(DistillLoss::kLogit, r20).empty());
   CHECK(distill_tap_names(DistillLoss::kFeature, r20) ==
         std::vector<std::string>{"layer1.2.out", "layer2.2.out", "layer3.2.out"});
@@ -127,12 +137,13 @@ TEST_CASE("distill_tap_names follow the depth, filtered taps keep the wanted fea
   const Variable x(random_tensor(rng, Shape{2, 1, 12, 12}, 1.0f));
   const Tensor plain = r20.forward(x).value();
   for (const std::vector<std::string>& wanted :
-       {std::vector<std::string>{"layer2.2.out", "pool"}, std::vector<std::string>{"layer1.0.pre_add"},
-        std::vector<std::string>{}}) {
+       {std::vector<std::string>{"layer2.2.out", "pool"},
+        std::vector<std::string>{"layer1.0.pre_add"}, std::vector<std::string>{}}) {
     nn::FeatureTaps taps(wanted);
     const Tensor out = r20.forward(x, &taps).value();
     CHECK(taps.names() == wanted);
-    for (int64_t i = 0; i < out.numel(); ++i) CHECK(out.data()[i] == Approx(plain.data()[i]).margin(1e-5));
+    for (int64_t i = 0; i < out.numel(); ++i)
+      CHECK(out.data()[i] == Approx(plain.data()[i]).margin(1e-5));
   }
   nn::FeatureTaps all;
   r20.forward(x, &all);
