@@ -20,6 +20,7 @@
 #include "core/rng.hpp"
 #include "core/safetensors.hpp"
 #include "distill/losses.hpp"
+#include "student_gradcheck.hpp"
 
 namespace {
 
@@ -29,6 +30,7 @@ using bitgrad::core::Shape;
 using bitgrad::core::Tensor;
 namespace distill = bitgrad::distill;
 using Catch::Contains;
+using bitgrad::distill::test::gradcheck;
 
 constexpr double kGoldenTol = 1e-5;
 
@@ -71,33 +73,6 @@ std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> words;
   for (std::string w; in >> w;) words.push_back(w);
   return words;
-}
-
-// Central differences of a scalar loss f(student) against backward(), element by element:
-// |analytic - numeric| <= atol + rtol |numeric|. Inputs perturbed in float32, the two loss values
-// differenced in double.
-void gradcheck(const std::string& name, const Tensor& student,
-               const std::function<Variable(const Variable&)>& f, float eps = 1e-3f,
-               double rtol = 1e-2, double atol = 1e-3) {
-  INFO(name);
-  Variable s(student.clone(), true);
-  const Variable loss = f(s);
-  REQUIRE(loss.numel() == 1);
-  loss.backward();
-  REQUIRE(s.grad().defined());
-  const Tensor analytic = s.grad().contiguous();
-  for (int64_t i = 0; i < student.numel(); ++i) {
-    auto eval = [&](float delta) {
-      Tensor x = student.clone();
-      x.data()[i] += delta;
-      bitgrad::autograd::NoGradGuard no_grad;
-      return static_cast<double>(f(Variable(x, false)).item());
-    };
-    const double numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-    const double a = analytic.data()[i];
-    INFO("element " << i << ": analytic " << a << ", numeric " << numeric);
-    REQUIRE(std::fabs(a - numeric) <= atol + rtol * std::fabs(numeric));
-  }
 }
 
 }  // namespace

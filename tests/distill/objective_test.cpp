@@ -17,6 +17,7 @@
 #include "distill/feature.hpp"
 #include "distill/objective.hpp"
 #include "nn/resnet_cifar.hpp"
+#include "student_gradcheck.hpp"
 
 namespace bitgrad::distill {
 namespace {
@@ -117,6 +118,39 @@ TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + 
                     Catch::Contains("expected 3 student and teacher features"));
   CHECK_THROWS_WITH(parse_distill_loss("fitnet"),
                     Catch::Contains("expected logit, feature or contrastive"));
+}
+
+TEST_CASE("distill_loss: finite-difference gradients of every variant, with and without the anchor",
+          "[distill][grad]") {
+  core::Rng rng(14);
+  const std::vector<int64_t> labels = {2, 0, 4};
+  const Tensor zt = random_tensor(rng, Shape{3, 5}, 3.0f);
+  for (const float anchor : {0.0f, 1.0f}) {
+    DistillConfig c;
+    c.anchor = anchor;
+    c.ce = 0.7f;
+    c.kd = 1.3f;
+    INFO("anchor " << anchor);
+    c.loss = DistillLoss::kLogit;
+    test::gradcheck("logit", random_tensor(rng, Shape{3, 5}, 2.0f), [&](const Variable& z) {
+      return distill_loss(z, {}, zt, {}, labels, c);
+    });
+    const Variable z(random_tensor(rng, Shape{3, 5}, 2.0f), false);
+    c.loss = DistillLoss::kFeature;
+    const std::vector<Tensor> ft = {random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f),
+                                    random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f),
+                                    random_tensor(rng, Shape{3, 1, 2, 2}, 1.0f)};
+    const Variable f1(random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f), false);
+    const Variable f2(random_tensor(rng, Shape{3, 1, 2, 2}, 1.0f), false);
+    test::gradcheck("feature", random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f), [&](const Variable& f0) {
+      return distill_loss(z, std::vector<Variable>{f0, f1, f2}, zt, ft, labels, c);
+    });
+    c.loss = DistillLoss::kContrastive;
+    const std::vector<Tensor> et = {random_tensor(rng, Shape{3, 6}, 1.0f)};
+    test::gradcheck("contrastive", random_tensor(rng, Shape{3, 6}, 1.0f), [&](const Variable& e) {
+      return distill_loss(z, std::vector<Variable>{e}, zt, et, labels, c);
+    });
+  }
 }
 
 TEST_CASE("distill_tap_names follow the depth, filtered taps keep the wanted features only",
