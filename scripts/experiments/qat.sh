@@ -28,44 +28,23 @@ cli="${build}/apps/bitgrad"
 [[ -x "${cli}" ]] || { echo "qat.sh: ${cli} not found; build first (cmake --build ${build})" >&2; exit 1; }
 mkdir -p "${out}"
 
-if [[ ! -f "${fp32}" ]]; then
-  echo "qat.sh: training the FP32 checkpoint ${fp32} (15 epochs)"
-  "${cli}" train --epochs 15 --threads "${threads}" --out "${fp32}" > "${out}/fp32.txt"
-fi
-
 common=(--init "${fp32}" --epochs "${epochs}" --train-limit "${limit}" --lr "${lr}" --wd "${wd}"
         --threads "${threads}" --log-steps 10 --json)
-# One run: skipped when its result file exists (so an interrupted experiment continues); a failed run
-# (e.g. a learned interval that collapses) is recorded with its error line and does not stop the rest.
-run() {  # run NAME SEED ARGS...
-  local name=$1 seed=$2
-  shift 2
-  local file="${out}/${name}-s${seed}"
-  [[ -f "${file}.result.json" ]] && { echo "== ${name} seed ${seed}: done before"; return; }
-  echo "== ${name} seed ${seed}: $*"
-  local start=$SECONDS last
-  if "${cli}" train "${common[@]}" --seed "${seed}" --out "${file}.safetensors" "$@" > "${file}.txt" 2> "${file}.err"; then
-    last=$(tail -n 1 "${file}.txt")
-  else
-    last=$(python3 -c 'import json,sys; print(json.dumps({"error": sys.argv[1]}))' "$(tail -n 1 "${file}.err")")
-  fi
-  echo "{\"name\": \"${name}\", \"seed\": ${seed}, \"wall_seconds\": $((SECONDS - start)), \"result\": ${last}}" \
-    > "${file}.result.json"
-  echo "   $(echo "${last}" | grep -o '"test_top1":[0-9.]*\|"error".*') in $((SECONDS - start)) s"
-}
+source "$(dirname "$0")/common.sh"
+ensure_fp32 "${fp32}"
 
 [[ -f "${out}/fp32-eval.json" ]] || "${cli}" eval "${fp32}" --json | tail -n 1 > "${out}/fp32-eval.json"
 for seed in ${seeds}; do
-  run apot-ste "${seed}" --quant apot
-  run apot-ewgs "${seed}" --quant apot --grad ewgs --ewgs-update-every 1 --ewgs-batches "${ewgs_batches}"
+  run apot-ste "${seed}" train --quant apot
+  run apot-ewgs "${seed}" train --quant apot --grad ewgs --ewgs-update-every 1 --ewgs-batches "${ewgs_batches}"
 done
-run minmax-ste 1 --quant minmax
-run lint-ste 1 --quant lint
-run lint-ewgs 1 --quant lint --grad ewgs --ewgs-update-every 1 --ewgs-batches "${ewgs_batches}"
-run lint-dsq 1 --quant lint --grad dsq
-run lint-daq 1 --quant lint --grad daq
-run apot-w3a3 1 --quant apot --wbits 3 --abits 3
-run apot-w4a4 1 --quant apot --wbits 4 --abits 4
+run minmax-ste 1 train --quant minmax
+run lint-ste 1 train --quant lint
+run lint-ewgs 1 train --quant lint --grad ewgs --ewgs-update-every 1 --ewgs-batches "${ewgs_batches}"
+run lint-dsq 1 train --quant lint --grad dsq
+run lint-daq 1 train --quant lint --grad daq
+run apot-w3a3 1 train --quant apot --wbits 3 --abits 3
+run apot-w4a4 1 train --quant apot --wbits 4 --abits 4
 
 # Summary table and pictures.
 python3 - "${out}" <<'EOF'
