@@ -55,29 +55,22 @@ run va-qkd-logit-sum 1 distill "${teacher[@]}" --method va-qkd --loss logit
 run va-qkd-feature-sum 1 distill "${teacher[@]}" --method va-qkd --loss feature
 
 # Summary table, paired differences and pictures.
-python3 - "${out}" <<'PY'
-import glob, json, math, statistics, sys
+python3 - "${out}" "$(dirname "$0")" <<'PY'
+import math, statistics, sys
 out = sys.argv[1]
-order = ["qat", "kd-logit", "qkd-logit", "va-qkd-logit", "kd-feature", "va-qkd-feature", "kd-contrastive",
-         "va-qkd-contrastive", "takd-logit", "va-qkd-logit-sum", "va-qkd-feature-sum"]
-runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/*.result.json"))]
-runs.sort(key=lambda r: (order.index(r["name"]) if r["name"] in order else 99, r["seed"]))
-with open(f"{out}/summary.jsonl", "w") as f:
-    for r in runs:
-        f.write(json.dumps(r) + "\n")
-fp32 = json.loads(open(f"{out}/fp32-eval.json").read())
-by = {}
-for r in runs:
-    by.setdefault(r["name"], []).append(r)
+sys.path.insert(0, sys.argv[2])
+import results
+runs, by, fp32 = results.load(out, ["qat", "kd-logit", "qkd-logit", "va-qkd-logit", "kd-feature", "va-qkd-feature",
+                                    "kd-contrastive", "va-qkd-contrastive", "takd-logit", "va-qkd-logit-sum",
+                                    "va-qkd-feature-sum"])
 def ms(values):
     return f"{statistics.mean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 lines = ["| method | seeds | test top-1 % (mean ± std) | per seed | wall s per run (mean ± std) |",
          "|---|---|---|---|---|",
          f"| FP32 teacher | - | {fp32['top1']:.2f} | - | - |"]
 for name, rs in by.items():
-    failed = [r for r in rs if "error" in r["result"]]
-    if failed:
-        lines.append(f"| {name} | - | failed: {failed[0]['result']['error']} | - | - |")
+    if row := results.failed_row(name, rs, 5):
+        lines.append(row)
         continue
     acc = [r["result"]["test_top1"] for r in rs]
     wall = [r["wall_seconds"] for r in rs]

@@ -47,28 +47,19 @@ run apot-w3a3 1 train --quant apot --wbits 3 --abits 3
 run apot-w4a4 1 train --quant apot --wbits 4 --abits 4
 
 # Summary table and pictures.
-python3 - "${out}" <<'EOF'
-import json, statistics, sys
+python3 - "${out}" "$(dirname "$0")" <<'EOF'
+import statistics, sys
 out = sys.argv[1]
-import glob
-runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/*.result.json"))]
-order = ["apot-ste", "apot-ewgs", "minmax-ste", "lint-ste", "lint-ewgs", "lint-dsq", "lint-daq",
-         "apot-w3a3", "apot-w4a4"]
-runs.sort(key=lambda r: (order.index(r["name"]) if r["name"] in order else 99, r["seed"]))
-with open(f"{out}/summary.jsonl", "w") as f:
-    for r in runs:
-        f.write(json.dumps(r) + "\n")
-fp32 = json.loads(open(f"{out}/fp32-eval.json").read())
-by = {}
-for r in runs:
-    by.setdefault(r["name"], []).append(r)
+sys.path.insert(0, sys.argv[2])
+import results
+runs, by, fp32 = results.load(out, ["apot-ste", "apot-ewgs", "minmax-ste", "lint-ste", "lint-ewgs", "lint-dsq",
+                                    "lint-daq", "apot-w3a3", "apot-w4a4"])
 lines = ["| configuration | seeds | test top-1 % (mean ± std) | best epoch top-1 % | wall s per run |",
          "|---|---|---|---|---|",
          f"| FP32 starting point | - | {fp32['top1']:.2f} | - | - |"]
 for name, rs in by.items():
-    failed = [r for r in rs if "error" in r["result"]]
-    if failed:
-        lines.append(f"| {name} | {','.join(str(r['seed']) for r in rs)} | failed: {failed[0]['result']['error']} | - | - |")
+    if row := results.failed_row(name, rs, 5):
+        lines.append(row)
         continue
     acc = [r["result"]["test_top1"] for r in rs]
     best = [r["result"]["best_top1"] for r in rs]
