@@ -142,7 +142,9 @@ int run_train(const std::vector<std::string>& argv) {
       .option("ewgs-batches", "3", "K", "training batches per Hessian-trace estimate")
       .option("quant-lr-scale", "", "F", "learning-rate multiplier of the quantizer parameters "
               "(default: 0.01 for lint, as EWGS's 1e-5 vs 1e-3; 1 otherwise)")
-      .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)");
+      .option("init", "", "FILE", "start from the weights of this FP32 model (same architecture)")
+      .option("clip-grad-norm", "0", "N", "clip the joint L2 norm of the gradients to N before each step "
+              "(0 = no clipping)");
   declare_distill_options(args);
   args.option("log-steps", "0", "N", "also log the mean training loss of every N steps to <out>.steps.jsonl")
       .option("stop-after", "0", "E", "stop after epoch E as if interrupted (0 = run to the end)")
@@ -202,6 +204,8 @@ int run_train(const std::vector<std::string>& argv) {
     optimizer = std::make_unique<nn::Adam>(groups, adam);
   }
   const nn::Schedule schedule(schedule_config, lr, epochs);
+  const double clip_norm = args.number("clip-grad-norm", 0.0, 1e9);
+  const std::vector<Variable> params = model.parameters();
 
   datasets::LoaderOptions train_options;
   train_options.batch_size = batch_size;
@@ -225,6 +229,7 @@ int run_train(const std::vector<std::string>& argv) {
   recipe.set("seed", static_cast<int64_t>(seed)).set("train_images", train_loader.size());
   recipe.set("augment_crop_padding", train_options.augment.crop_padding).set("augment_flip", train_options.augment.flip);
   if (distill) recipe.set("distill", distill->recipe());
+  if (clip_norm > 0.0) recipe.set("clip_grad_norm", clip_norm);
   recipe.set("threads", core::num_threads());
 
   core::Rng hessian_rng(seed ^ 0x4855544348494e53ULL);  // Hutchinson probes ("HUTCHINS")
@@ -343,6 +348,7 @@ int run_train(const std::vector<std::string>& argv) {
       });
       optimizer->zero_grad();
       loss.backward();
+      if (clip_norm > 0.0) nn::clip_grad_norm(params, clip_norm);
       optimizer->step();
       loss_sum += l;
       train_metrics.add(logits.value(), batch->labels);

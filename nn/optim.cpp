@@ -4,6 +4,7 @@
 
 #include <cassert>
 #include <cmath>
+#include <string>
 
 #include "core/error.hpp"
 
@@ -248,6 +249,29 @@ void Adam::step() {
     }
   }
   ++steps_;
+}
+
+double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_norm) {
+  check_lazy(std::isfinite(max_norm) && max_norm > 0.0, [&] {
+    return "clip_grad_norm: expected a positive, finite max_norm, got " + std::to_string(max_norm);
+  });
+  double sum = 0.0;
+  for (const autograd::Variable& p : params) {
+    if (!p.grad().defined()) continue;
+    const core::Tensor g = p.grad().contiguous();
+    for (int64_t i = 0; i < g.numel(); ++i) sum += static_cast<double>(g.data()[i]) * g.data()[i];
+  }
+  const double norm = std::sqrt(sum);
+  const double factor = max_norm / (norm + 1e-6);
+  if (factor >= 1.0) return norm;
+  for (autograd::Variable p : params) {
+    if (!p.grad().defined()) continue;
+    const core::Tensor g = p.grad().contiguous();
+    core::Tensor scaled = core::Tensor::empty(g.shape());  // a new tensor: the gradient may be shared
+    for (int64_t i = 0; i < g.numel(); ++i) scaled.data()[i] = static_cast<float>(g.data()[i] * factor);
+    p.mutable_grad() = scaled;
+  }
+  return norm;
 }
 
 }  // namespace bitgrad::nn

@@ -149,4 +149,10 @@ class Adam final : public Optimizer {
   AdamOptions options_;
 };
 
+// Gradient-norm clipping (torch.nn.utils.clip_grad_norm_ with the L2 norm): with N the L2 norm of all
+// the parameters' gradients together, every gradient is multiplied by max_norm / (N + 1e-6) when that is
+// below 1, and left alone otherwise. Parameters without a gradient are skipped. Returns N (before
+// clipping). Throws Error when max_norm is not positive and finite.
+double clip_grad_norm(const std::vector<autograd::Variable>& params, double max_norm);
+
 }  // namespace bitgrad::nn

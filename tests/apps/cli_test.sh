@@ -54,8 +54,9 @@ echo "qat: ok"
 # Distillation: a QAT student trained against the FP32 checkpoint as teacher, with virtual anchors.
 "$bitgrad" distill --dataset synthetic --model resnet20 --epochs 1 --batch-size 64 --train-limit 128 --threads 2 \
   --teacher "$work/straight.safetensors" --method va-qkd --anchor-bits 2 --quant lint --wbits 2 --abits 2 \
-  --init "$work/straight.safetensors" --out "$work/vaqkd.safetensors" > "$work/vaqkd.txt"
+  --clip-grad-norm 5 --init "$work/straight.safetensors" --out "$work/vaqkd.safetensors" > "$work/vaqkd.txt"
 grep -q "distill: va-qkd from" "$work/vaqkd.txt" || { echo "FAIL: distill announces no method"; cat "$work/vaqkd.txt"; exit 1; }
+grep -aq 'clip_grad_norm' "$work/vaqkd.safetensors" || { echo "FAIL: the recipe lacks clip_grad_norm"; exit 1; }
 "$bitgrad" eval "$work/vaqkd.safetensors" > /dev/null || { echo "FAIL: eval of the distilled checkpoint"; exit 1; }
 # QKD's three phases with the feature-map loss, and TAKD (its 4-bit assistant first) with the contrastive one.
 "$bitgrad" distill --dataset synthetic --model resnet20 --epochs 3 --batch-size 64 --train-limit 128 --threads 2 \
@@ -93,6 +94,7 @@ expect_error() {  # expect_error PATTERN ARGS...: non-zero exit and one stderr l
 }
 expect_error "unknown option '--bogus'" train --bogus 1
 expect_error "expects an integer" train --epochs two
+expect_error "clip-grad-norm" train --clip-grad-norm -1
 expect_error "expected one of resnet20" train --model resnet7
 expect_error "missing file" train --dataset cifar10 --data "$work"
 expect_error "cannot open" eval "$work/missing.safetensors"

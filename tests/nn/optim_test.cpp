@@ -69,6 +69,26 @@ TEST_CASE("Adam: the first step moves every coordinate by lr against the gradien
   CHECK(adam.state().params[0][0].steps == 1);
 }
 
+TEST_CASE("clip_grad_norm: scales all gradients to the joint L2 norm, like clip_grad_norm_") {
+  Variable a(Tensor::from(Shape{2}, {0.0f, 0.0f}), true);
+  Variable b(Tensor::from(Shape{1}, {0.0f}), true);
+  Variable none(Tensor::from(Shape{1}, {0.0f}), true);  // no gradient: skipped
+  const Tensor shared = Tensor::from(Shape{2}, {3.0f, 0.0f});
+  a.mutable_grad() = shared;
+  b.mutable_grad() = Tensor::from(Shape{1}, {4.0f});
+  // Joint norm 5: above 10 nothing changes.
+  CHECK(clip_grad_norm({a, b, none}, 10.0) == Approx(5.0));
+  CHECK(a.grad().at({0}) == 3.0f);
+  // max_norm 1: every gradient times 1 / (5 + 1e-6); a tensor another owner holds is not modified.
+  CHECK(clip_grad_norm({a, b, none}, 1.0) == Approx(5.0));
+  CHECK(a.grad().at({0}) == Approx(0.6f).epsilon(1e-5));
+  CHECK(b.grad().at({0}) == Approx(0.8f).epsilon(1e-5));
+  CHECK(shared.at({0}) == 3.0f);
+  CHECK_FALSE(none.grad().defined());
+  CHECK(clip_grad_norm({a, b}, 10.0) == Approx(1.0).epsilon(1e-5));
+  CHECK_THROWS_WITH(clip_grad_norm({a}, 0.0), Catch::Contains("positive, finite max_norm"));
+}
+
 TEST_CASE("Sgd / Adam: parameters without a gradient are left alone; bad options are refused") {
   Variable w(Tensor::full(Shape{2}, 3.0f), true);
   Sgd sgd({w}, SgdOptions{0.1f, 0.9f, 0.0f, false});
