@@ -298,6 +298,9 @@ int run_train(const std::vector<std::string>& argv) {
     model.train();
     quant::calibrate(model, [&] { model.forward(Variable(batch->images)); });
   }
+  // The features the distillation loss reads from the student (none without a teacher).
+  const std::vector<std::string> student_taps =
+      distill ? distill->student_taps(model) : std::vector<std::string>{};
   double window_loss = 0.0;  // training loss since the last --log-steps line
   int64_t window_steps = 0;
   for (int64_t epoch = first_epoch; epoch < end_epoch; ++epoch) {
@@ -336,7 +339,7 @@ int run_train(const std::vector<std::string>& argv) {
     while (auto batch = train_loader.next()) {
       const float step_lr = schedule.lr(epoch, step, steps);
       optimizer->set_lr(step_lr);
-      nn::FeatureTaps taps(distill ? distill->student_taps(model) : std::vector<std::string>{});
+      nn::FeatureTaps taps(student_taps);
       const Variable logits = model.forward(Variable(batch->images), distill ? &taps : nullptr);
       const Variable loss = distill ? distill->loss(logits, taps, batch->labels, batch->images, epoch, step_lr)
                                     : autograd::cross_entropy(logits, batch->labels);

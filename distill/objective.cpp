@@ -53,7 +53,7 @@ namespace {
 
 // D(student, target) of the variant (the target a teacher output or its anchor).
 Variable distance(const Variable& student_logits, std::span<const Variable> student_features,
-                  const Tensor& target_logits, const std::vector<Tensor>& target_features,
+                  const Tensor& target_logits, std::span<const Tensor> target_features,
                   const DistillConfig& config) {
   switch (config.loss) {
     case DistillLoss::kLogit:
@@ -84,14 +84,13 @@ Variable distill_loss(const Variable& student_logits, std::span<const Variable> 
            std::to_string(student_features.size()) + " and " +
            std::to_string(teacher_features.size());
   });
-  const std::vector<Tensor> teacher(teacher_features.begin(), teacher_features.end());
   Variable loss =
       autograd::scale(autograd::cross_entropy(student_logits, labels), config.ce) +
-      autograd::scale(distance(student_logits, student_features, teacher_logits, teacher, config),
+      autograd::scale(distance(student_logits, student_features, teacher_logits, teacher_features, config),
                       config.kd);
   if (config.anchor > 0.0f) {
     std::vector<Tensor> anchor_features;
-    for (const Tensor& f : teacher)
+    for (const Tensor& f : teacher_features)
       anchor_features.push_back(feature_anchor(f, config.anchor_bits));
     const Tensor anchor_logits = config.loss == DistillLoss::kLogit
                                      ? virtual_anchor(teacher_logits, config.anchor_bits)

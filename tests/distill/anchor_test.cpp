@@ -26,8 +26,7 @@ TEST_CASE("Virtual anchor: teacher's arg-max kept, at most 2^b values per sample
   core::Rng rng(5);
   for (int bits : {1, 2, 3, 4}) {
     INFO("bits " << bits);
-    Tensor t = Tensor::empty(Shape{64, 10});
-    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = 4.0f * rng.normal();
+    Tensor t = rng.normal_tensor(Shape{64, 10}, 0.0f, 4.0f);
     // Near-ties with the maximum, which plain rounding would send to the top level too.
     t.data()[0] = 5.0f;
     t.data()[1] = 4.999f;
@@ -65,11 +64,7 @@ TEST_CASE("Virtual anchor: constant rows, shapes and bad input", "[distill]") {
 
 TEST_CASE("Virtual anchor as a KD target: gradient reaches the student only", "[distill]") {
   core::Rng rng(9);
-  Tensor s = Tensor::empty(Shape{3, 5}), t = Tensor::empty(Shape{3, 5});
-  for (int64_t i = 0; i < s.numel(); ++i) {
-    s.data()[i] = rng.normal();
-    t.data()[i] = 3.0f * rng.normal();
-  }
+  const Tensor s = rng.normal_tensor(Shape{3, 5}), t = rng.normal_tensor(Shape{3, 5}, 0.0f, 3.0f);
   autograd::Variable student(s, true);
   const Tensor anchor = virtual_anchor(t, 2);
   const autograd::Variable loss = kd_loss(student, anchor, 4.0f);
@@ -83,11 +78,7 @@ TEST_CASE("Virtual anchor as a KD target: gradient reaches the student only", "[
 
 TEST_CASE("distill_loss (logit) is CE + KD (+ anchor KD) with their weights", "[distill]") {
   core::Rng rng(3);
-  Tensor s = Tensor::empty(Shape{4, 6}), t = Tensor::empty(Shape{4, 6});
-  for (int64_t i = 0; i < s.numel(); ++i) {
-    s.data()[i] = rng.normal();
-    t.data()[i] = 2.0f * rng.normal();
-  }
+  const Tensor s = rng.normal_tensor(Shape{4, 6}), t = rng.normal_tensor(Shape{4, 6}, 0.0f, 2.0f);
   const std::vector<int64_t> labels = {0, 5, 2, 3};
   const autograd::Variable student(s, false);
   const float ce = autograd::cross_entropy(student, labels).item();

@@ -26,16 +26,10 @@ using autograd::Variable;
 using core::Shape;
 using core::Tensor;
 
-Tensor random_tensor(core::Rng& rng, Shape shape, float scale) {
-  Tensor t = Tensor::empty(shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = scale * rng.normal();
-  return t;
-}
-
 TEST_CASE("feature_anchor: per (sample, channel) a uniform 2^b grid over the group's range",
           "[distill]") {
   core::Rng rng(11);
-  const Tensor f = random_tensor(rng, Shape{3, 4, 5, 6}, 2.0f);
+  const Tensor f = rng.normal_tensor(Shape{3, 4, 5, 6}, 0.0f, 2.0f);
   for (int bits : {1, 2, 3}) {
     INFO("bits " << bits);
     const Tensor a = feature_anchor(f, bits);
@@ -68,8 +62,8 @@ TEST_CASE("feature_anchor: per (sample, channel) a uniform 2^b grid over the gro
 TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + D(anchor)",
           "[distill]") {
   core::Rng rng(12);
-  const Tensor zs = random_tensor(rng, Shape{4, 6}, 1.0f),
-               zt = random_tensor(rng, Shape{4, 6}, 2.0f);
+  const Tensor zs = rng.normal_tensor(Shape{4, 6}, 0.0f, 1.0f),
+               zt = rng.normal_tensor(Shape{4, 6}, 0.0f, 2.0f);
   const std::vector<int64_t> labels = {1, 0, 5, 3};
   const Variable logits(zs, false);
   const float ce = autograd::cross_entropy(logits, labels).item();
@@ -77,8 +71,8 @@ TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + 
   std::vector<Variable> fs;
   std::vector<Tensor> ft;
   for (int64_t c : {2, 3, 4}) {
-    fs.emplace_back(random_tensor(rng, Shape{4, c, 3, 3}, 1.0f), false);
-    ft.push_back(random_tensor(rng, Shape{4, c, 3, 3}, 1.0f));
+    fs.emplace_back(rng.normal_tensor(Shape{4, c, 3, 3}, 0.0f, 1.0f), false);
+    ft.push_back(rng.normal_tensor(Shape{4, c, 3, 3}, 0.0f, 1.0f));
   }
   DistillConfig c;
   c.loss = DistillLoss::kFeature;
@@ -95,8 +89,8 @@ TEST_CASE("distill_loss: feature and contrastive variants are CE + D(teacher) + 
   CHECK(distill_loss(logits, fs, zt, ft, labels, c).item() ==
         Approx(0.5f * ce + 2.0f * mse + 1.5f * mse_anchor).epsilon(1e-5));
 
-  const std::vector<Variable> es = {Variable(random_tensor(rng, Shape{4, 8}, 1.0f), false)};
-  const std::vector<Tensor> et = {random_tensor(rng, Shape{4, 8}, 1.0f)};
+  const std::vector<Variable> es = {Variable(rng.normal_tensor(Shape{4, 8}, 0.0f, 1.0f), false)};
+  const std::vector<Tensor> et = {rng.normal_tensor(Shape{4, 8}, 0.0f, 1.0f)};
   c.loss = DistillLoss::kContrastive;
   c.tau = 0.2f;
   const float nce = contrastive_loss(es[0], et[0], 0.2f).item();
@@ -124,7 +118,7 @@ TEST_CASE("distill_loss: finite-difference gradients of every variant, with and 
           "[distill][grad]") {
   core::Rng rng(14);
   const std::vector<int64_t> labels = {2, 0, 4};
-  const Tensor zt = random_tensor(rng, Shape{3, 5}, 3.0f);
+  const Tensor zt = rng.normal_tensor(Shape{3, 5}, 0.0f, 3.0f);
   for (const float anchor : {0.0f, 1.0f}) {
     DistillConfig c;
     c.anchor = anchor;
@@ -132,24 +126,25 @@ TEST_CASE("distill_loss: finite-difference gradients of every variant, with and 
     c.kd = 1.3f;
     INFO("anchor " << anchor);
     c.loss = DistillLoss::kLogit;
-    test::gradcheck("logit", random_tensor(rng, Shape{3, 5}, 2.0f), [&](const Variable& z) {
-      return distill_loss(z, {}, zt, {}, labels, c);
-    });
-    const Variable z(random_tensor(rng, Shape{3, 5}, 2.0f), false);
+    test::gradcheck("logit", rng.normal_tensor(Shape{3, 5}, 0.0f, 2.0f),
+                    [&](const Variable& z) { return distill_loss(z, {}, zt, {}, labels, c); });
+    const Variable z(rng.normal_tensor(Shape{3, 5}, 0.0f, 2.0f), false);
     c.loss = DistillLoss::kFeature;
-    const std::vector<Tensor> ft = {random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f),
-                                    random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f),
-                                    random_tensor(rng, Shape{3, 1, 2, 2}, 1.0f)};
-    const Variable f1(random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f), false);
-    const Variable f2(random_tensor(rng, Shape{3, 1, 2, 2}, 1.0f), false);
-    test::gradcheck("feature", random_tensor(rng, Shape{3, 2, 2, 2}, 1.0f), [&](const Variable& f0) {
-      return distill_loss(z, std::vector<Variable>{f0, f1, f2}, zt, ft, labels, c);
-    });
+    const std::vector<Tensor> ft = {rng.normal_tensor(Shape{3, 2, 2, 2}, 0.0f, 1.0f),
+                                    rng.normal_tensor(Shape{3, 2, 2, 2}, 0.0f, 1.0f),
+                                    rng.normal_tensor(Shape{3, 1, 2, 2}, 0.0f, 1.0f)};
+    const Variable f1(rng.normal_tensor(Shape{3, 2, 2, 2}, 0.0f, 1.0f), false);
+    const Variable f2(rng.normal_tensor(Shape{3, 1, 2, 2}, 0.0f, 1.0f), false);
+    test::gradcheck("feature", rng.normal_tensor(Shape{3, 2, 2, 2}, 0.0f, 1.0f),
+                    [&](const Variable& f0) {
+                      return distill_loss(z, std::vector<Variable>{f0, f1, f2}, zt, ft, labels, c);
+                    });
     c.loss = DistillLoss::kContrastive;
-    const std::vector<Tensor> et = {random_tensor(rng, Shape{3, 6}, 1.0f)};
-    test::gradcheck("contrastive", random_tensor(rng, Shape{3, 6}, 1.0f), [&](const Variable& e) {
-      return distill_loss(z, std::vector<Variable>{e}, zt, et, labels, c);
-    });
+    const std::vector<Tensor> et = {rng.normal_tensor(Shape{3, 6}, 0.0f, 1.0f)};
+    test::gradcheck("contrastive", rng.normal_tensor(Shape{3, 6}, 0.0f, 1.0f),
+                    [&](const Variable& e) {
+                      return distill_loss(z, std::vector<Variable>{e}, zt, et, labels, c);
+                    });
   }
 }
 
@@ -168,7 +163,7 @@ TEST_CASE("distill_tap_names follow the depth, filtered taps keep the wanted fea
   CHECK(distill_tap_names(DistillLoss::kContrastive, r32) == std::vector<std::string>{"pool"});
 
   r20.eval();
-  const Variable x(random_tensor(rng, Shape{2, 1, 12, 12}, 1.0f));
+  const Variable x(rng.normal_tensor(Shape{2, 1, 12, 12}, 0.0f, 1.0f));
   const Tensor plain = r20.forward(x).value();
   for (const std::vector<std::string>& wanted :
        {std::vector<std::string>{"layer2.2.out", "pool"},
